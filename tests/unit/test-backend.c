@@ -1,0 +1,117 @@
+/* test-backend.c - device parsing, auto choice, CPU GEMM against a naive
+ * reference, and the "no GPU" path being an error, never a crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "elohim/backend.h"
+#include "elohim/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_parse(void **state)
+{
+    (void)state;
+    elo_device_kind k;
+    assert_int_equal(elo_device_parse("cpu", &k), ELO_OK);
+    assert_int_equal(k, ELO_DEVICE_CPU);
+    assert_int_equal(elo_device_parse("cuda", &k), ELO_OK);
+    assert_int_equal(k, ELO_DEVICE_CUDA);
+    assert_int_equal(elo_device_parse("auto", &k), ELO_OK);
+    assert_int_equal(k, ELO_DEVICE_AUTO);
+    assert_int_equal(elo_device_parse("tpu", &k), ELO_BADINPUT);
+}
+
+static void test_choose(void **state)
+{
+    (void)state;
+    assert_int_equal(elo_backend_choose(ELO_DEVICE_CPU, ELO_OP_GEMM, 1e12), ELO_DEVICE_CPU);
+    assert_int_equal(elo_backend_choose(ELO_DEVICE_AUTO, ELO_OP_GEMM, 1.0), ELO_DEVICE_CPU);
+    elo_device_kind big = elo_backend_choose(ELO_DEVICE_AUTO, ELO_OP_GEMM, 1e15);
+    assert_int_equal(big, elo_gpu_available() ? ELO_DEVICE_CUDA : ELO_DEVICE_CPU);
+    setenv("ELOHIM_CROSSOVER_GEMM", "123", 1);
+    assert_true(elo_backend_crossover(ELO_OP_GEMM) == 123.0);
+    unsetenv("ELOHIM_CROSSOVER_GEMM");
+}
+
+static void test_cuda_absent_is_error(void **state)
+{
+    (void)state;
+    elo_backend *b = NULL;
+    if (elo_gpu_available())
+        skip();
+    assert_int_equal(elo_backend_get(ELO_DEVICE_CUDA, &b), ELO_NODEVICE);
+    assert_null(b);
+    assert_true(strlen(elo_errmsg()) > 0);
+    assert_int_equal(elo_backend_get(ELO_DEVICE_AUTO, &b), ELO_OK);
+    assert_int_equal(b->kind, ELO_DEVICE_CPU);
+}
+
+static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda,
+                       const float *b, int ldb, double *c)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                double x = ta ? a[p * lda + i] : a[i * lda + p];
+                double y = tb ? b[j * ldb + p] : b[p * ldb + j];
+                s += x * y;
+            }
+            c[i * n + j] = s;
+        }
+}
+
+static void check_gemm(elo_backend *be, int ta, int tb, int m, int n, int k)
+{
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+    float *c = malloc(sizeof(float) * m * n);
+    double *ref = malloc(sizeof(double) * m * n);
+    for (int i = 0; i < m * k; i++) a[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < k * n; i++) b[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < m * n; i++) c[i] = NAN;   /* poison: beta = 0 must overwrite */
+    elo_gemm g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
+                  .a = a, .lda = ta ? m : k, .b = b, .ldb = tb ? k : n, .c = c, .ldc = n,
+                  .in_type = ELO_DTYPE_F32, .out_type = ELO_DTYPE_F32};
+    assert_int_equal(elo_backend_gemm(be, &g), ELO_OK);
+    naive_gemm(ta, tb, m, n, k, a, g.lda, b, g.ldb, ref);
+    for (int i = 0; i < m * n; i++)
+        assert_true(fabs(c[i] - ref[i]) < 1e-4 * (1 + fabs(ref[i])));
+    free(a); free(b); free(c); free(ref);
+}
+
+static void test_cpu_gemm(void **state)
+{
+    (void)state;
+    elo_backend *be = elo_backend_cpu();
+    assert_string_equal(be->iface->name(be), "cpu");
+    srand(7);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            check_gemm(be, ta, tb, 17, 23, 31);
+    elo_gemm g = {.m = 1, .n = 1, .k = 1, .in_type = ELO_DTYPE_F16, .out_type = ELO_DTYPE_F32};
+    assert_int_equal(elo_backend_gemm(be, &g), ELO_UNSUPPORTED);
+}
+
+static void test_cpu_probe(void **state)
+{
+    (void)state;
+    elo_cpu_info info;
+    elo_cpu_probe(&info);
+    assert_true(info.cores >= 1);
+    assert_true(strlen(info.model) > 0);
+    assert_non_null(strstr(info.blas, "OpenBLAS"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse), cmocka_unit_test(test_choose),
+        cmocka_unit_test(test_cuda_absent_is_error), cmocka_unit_test(test_cpu_gemm),
+        cmocka_unit_test(test_cpu_probe),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
