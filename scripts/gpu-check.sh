@@ -5,9 +5,11 @@
 # bundled binary. Writes logs under $OUT when set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ -f .gpu-bundle.tar.xz ]; then rm -rf .bundle && mkdir .bundle && tar -C .bundle -xJf .gpu-bundle.tar.xz; fi
 export LD_LIBRARY_PATH="$PWD/.bundle/lib:${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64"
 export BIN="$PWD/.bundle/elohim"
 export TESTS="$PWD/.bundle/tests"
+export BUNDLE="$PWD/.bundle"
 export OUT=${OUT:-/tmp/elohim-out}
 export ELOHIM_NO_PROGRESS=1
 mkdir -p "$OUT"

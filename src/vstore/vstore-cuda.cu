@@ -1,0 +1,1044 @@
+/* vstore-cuda.cu - exact top-k vector search on the GPU, with the store's
+ * rows resident in device memory between queries.
+ *
+ * Two paths give the CPU's exact answer (same ids, same order, same f32
+ * scores), because both compute the canonical score of vstore-impl.h: 16
+ * strided lane sums, each accumulated in index order with separate f32
+ * multiply and add, then a fixed pairwise tree.
+ *
+ * - Exact scan (small batches, any metric, any k): one fused kernel reads
+ *   each row once, scores it against up to 16 queries held in shared
+ *   memory, and keeps per-block candidates in shared memory behind a
+ *   rising threshold; no score matrix is written. A half-warp scores a row:
+ *   lane j owns canonical lane j, so the xor-shuffle reduction is exactly
+ *   the canonical tree. Per-block top-k lists are then merged by a tree of
+ *   bitonic sorts.
+ * - Tensor-core batch (many queries, cosine/ip, k <= 256): cuBLAS computes
+ *   chunks of the score matrix in TF32 (f32 stores) or f16 (f16 stores).
+ *   Each fast score differs from the canonical one by at most
+ *   B = c * |x| * |q| (c from the input rounding and the two summation
+ *   orders, see batch_error_coefficient). If t is the k-th best fast score,
+ *   every row of the exact top-k has a fast score >= t - 2B, so we keep
+ *   all rows above that line, re-score them canonically and select the
+ *   top-k. A query whose candidate set overflows is redone on the exact
+ *   path. Only a chunk of the score matrix ever exists.
+ *
+ * DESIGN: everything runs on the CUDA backend's non-blocking stream; the
+ * host waits only when it copies results back. Uploads go through a
+ * double-buffered pinned staging area so the source (often an mmap'd
+ * file) is copied once into pinned memory and DMA'd from there. */
+#include "vstore-cuda.h"
+
+#include "elohim/core.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CUDA_TRY(call)                                                      \
+    do {                                                                    \
+        cudaError_t err_ = (call);                                          \
+        if (err_ != cudaSuccess)                                            \
+            return elo_seterr(ELO_DEVICE, "%s: %s", #call,                  \
+                              cudaGetErrorString(err_));                    \
+    } while (0)
+
+enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
+
+#define SCAN_THREADS 256
+#define ROWS_PER_HALF 2                          /* rows a half-warp scores per round */
+#define ROUND_ROWS ((SCAN_THREADS / 16) * ROWS_PER_HALF)
+#define MAX_QB 16                                /* queries per scan block */
+#define MERGE_N 8192                             /* entries one merge block sorts */
+#define BATCH_CAP 2048                           /* candidates kept per query (batch path) */
+#define BATCH_THREADS 256
+#define BATCH_MIN_QUERIES 32
+#define BATCH_MAX_K 256
+#define STAGING_BYTES (32u << 20)                /* each of the two pinned buffers */
+
+struct elo__vstore_gpu {
+    elo_backend *backend;
+    cudaStream_t stream;
+    elo_dtype dtype;
+    int dim;
+    int metric;
+    size_t row_count;
+    size_t capacity;
+    size_t live_count;
+    void *rows;                 /* capacity x dim, f32 or f16 */
+    int64_t *ids;               /* capacity */
+    uint8_t *live;              /* capacity; 1 = live */
+    unsigned *max_norm_bits;    /* float bits of the largest row norm */
+    char *scratch;              /* per-search buffers, grown on demand */
+    size_t scratch_bytes;
+    void *staging[2];           /* pinned upload buffers */
+    cudaEvent_t staged[2];      /* the copy out of staging[i] is done */
+    void *host_out;             /* pinned result buffer */
+    size_t host_out_bytes;
+    int force_path;
+    int sm_count;
+    int smem_optin;
+};
+
+/* ---- device helpers ----------------------------------------------------- */
+
+__device__ __forceinline__ float load_elem(const float *rows, size_t i) { return __ldg(rows + i); }
+__device__ __forceinline__ float load_elem(const __half *rows, size_t i)
+{
+    return __half2float(rows[i]);
+}
+
+/* Candidate order: higher key first, then lower id. */
+__device__ __forceinline__ bool better(float s, long long id, float ts, long long tid)
+{
+    return s > ts || (s == ts && id < tid);
+}
+
+/* Sorts n (a power of two) entries best-first in shared memory. Every
+ * thread of the block must call it. */
+__device__ void bitonic_sort(float *s, long long *id, int n)
+{
+    for (int size = 2; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < n; i += blockDim.x) {
+                int j = i ^ stride;
+                if (j > i) {
+                    bool forward = (i & size) == 0;
+                    float a = s[i], b = s[j];
+                    long long ia = id[i], ib = id[j];
+                    bool swap = forward ? better(b, ib, a, ia) : better(a, ia, b, ib);
+                    if (swap) {
+                        s[i] = b; s[j] = a;
+                        id[i] = ib; id[j] = ia;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+/* Canonical score of one row for the calling half-warp: returns the full
+ * score in every lane. `q` is the query (padded with zeros to a multiple
+ * of 16) in shared or global memory. */
+template <typename T, bool L2>
+__device__ __forceinline__ float half_warp_score(const T *row, const float *q, int dim, int lane)
+{
+    float acc = 0.0f;
+    int nt = (dim + 15) >> 4;
+    for (int t0 = 0; t0 < nt; t0 += 8) {
+        float x[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int idx = ((t0 + u) << 4) + lane;
+            x[u] = (t0 + u < nt && idx < dim) ? load_elem(row, (size_t)idx) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            if (t0 + u < nt) {
+                float qv = q[((t0 + u) << 4) + lane];
+                float p;
+                if (L2) {
+                    float d = __fsub_rn(x[u], qv);
+                    p = __fmul_rn(d, d);
+                } else {
+                    p = __fmul_rn(x[u], qv);
+                }
+                acc = __fadd_rn(acc, p);
+            }
+        }
+    }
+    /* Only this half-warp takes part: the other half may be elsewhere. */
+    unsigned mask = 0xffffu << (threadIdx.x & 16);
+#pragma unroll
+    for (int w = 8; w >= 1; w >>= 1)
+        acc = __fadd_rn(acc, __shfl_xor_sync(mask, acc, w));
+    return acc;
+}
+
+/* ---- exact scan ----------------------------------------------------------- */
+
+/* Shared memory of scan_topk: queries [qb][dimpad] f32, candidate keys
+ * [qb][cap] f32, candidate ids [qb][cap] i64, counts [qb], thresholds. */
+static size_t scan_smem_bytes(int qb, int dimpad, int cap)
+{
+    size_t b = (size_t)qb * dimpad * sizeof(float);
+    b = (b + 7) & ~(size_t)7;
+    b += (size_t)qb * cap * sizeof(long long);
+    b += (size_t)qb * cap * sizeof(float);
+    b += (size_t)qb * (sizeof(int) + sizeof(float) + sizeof(long long)) + 64;
+    return b;
+}
+
+template <typename T, bool L2>
+__global__ void __launch_bounds__(SCAN_THREADS)
+scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
+          const uint8_t *__restrict__ live, size_t row_count, int dim, int dimpad,
+          const float *__restrict__ queries, int query_count, int qb, int k, int cap,
+          float *__restrict__ part_s, long long *__restrict__ part_id)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int q_first = blockIdx.y * qb;
+    const int nq = min(qb, query_count - q_first);
+    float *qs = (float *)smem;
+    size_t off = ((size_t)qb * dimpad * sizeof(float) + 7) & ~(size_t)7;
+    long long *cid = (long long *)(smem + off);
+    off += (size_t)qb * cap * sizeof(long long);
+    float *cs = (float *)(smem + off);
+    off += (size_t)qb * cap * sizeof(float);
+    long long *thr_id = (long long *)(smem + off);
+    off += (size_t)qb * sizeof(long long);
+    float *thr_s = (float *)(smem + off);
+    off += (size_t)qb * sizeof(float);
+    int *cnt = (int *)(smem + off);
+
+    for (int i = threadIdx.x; i < nq * dimpad; i += blockDim.x) {
+        int qi = i / dimpad, d = i % dimpad;
+        qs[i] = d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
+    }
+    for (int qi = threadIdx.x; qi < nq; qi += blockDim.x) {
+        cnt[qi] = 0;
+        thr_s[qi] = -INFINITY;
+        thr_id[qi] = LLONG_MAX;
+    }
+    __syncthreads();
+
+    const int lane = threadIdx.x & 15;
+    const int half = threadIdx.x >> 4;
+    size_t per_block = (row_count + gridDim.x - 1) / gridDim.x;
+    per_block = (per_block + ROUND_ROWS - 1) / ROUND_ROWS * ROUND_ROWS;
+    size_t begin = (size_t)blockIdx.x * per_block;
+    size_t end = min(row_count, begin + per_block);
+
+    for (size_t base = begin; base < end; base += ROUND_ROWS) {
+#pragma unroll
+        for (int r = 0; r < ROWS_PER_HALF; r++) {
+            size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
+            bool valid = row < end && live[row];
+            if (!valid)
+                continue;   /* the whole half-warp agrees: row is uniform in it */
+            const T *xr = rows + row * (size_t)dim;
+            long long rid = ids[row];
+            for (int qi = 0; qi < nq; qi++) {
+                float s = half_warp_score<T, L2>(xr, qs + (size_t)qi * dimpad, dim, lane);
+                float key = L2 ? -s : s;
+                if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
+                    int pos = atomicAdd(&cnt[qi], 1);
+                    cs[(size_t)qi * cap + pos] = key;
+                    cid[(size_t)qi * cap + pos] = rid;
+                }
+            }
+        }
+        __syncthreads();
+        for (int qi = 0; qi < nq; qi++) {
+            if (cnt[qi] > cap - ROUND_ROWS) {        /* uniform: read after a barrier */
+                float *s = cs + (size_t)qi * cap;
+                long long *id = cid + (size_t)qi * cap;
+                for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
+                    s[i] = -INFINITY;
+                    id[i] = LLONG_MAX;
+                }
+                __syncthreads();
+                bitonic_sort(s, id, cap);
+                if (threadIdx.x == 0) {
+                    int c = min(cnt[qi], k);
+                    cnt[qi] = c;
+                    if (c == k) {
+                        thr_s[qi] = s[k - 1];
+                        thr_id[qi] = id[k - 1];
+                    }
+                }
+                __syncthreads();
+            }
+        }
+    }
+
+    /* Final per-block top-k of every query. */
+    for (int qi = 0; qi < nq; qi++) {
+        float *s = cs + (size_t)qi * cap;
+        long long *id = cid + (size_t)qi * cap;
+        for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
+            s[i] = -INFINITY;
+            id[i] = LLONG_MAX;
+        }
+        __syncthreads();
+        bitonic_sort(s, id, cap);
+        size_t out = ((size_t)(q_first + qi) * gridDim.x + blockIdx.x) * k;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) {
+            part_s[out + i] = s[i];
+            part_id[out + i] = id[i];
+        }
+        __syncthreads();
+    }
+}
+
+/* Merges groups of `group` sorted lists of k entries into one: input
+ * [q][lists][k], output [q][ceil(lists/group)][k]. */
+__global__ void merge_topk(const float *__restrict__ in_s, const long long *__restrict__ in_id,
+                           int lists, int group, int k, int n,
+                           float *__restrict__ out_s, long long *__restrict__ out_id)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    long long *id = (long long *)smem;
+    float *s = (float *)(smem + (size_t)n * sizeof(long long));
+    int q = blockIdx.y;
+    int first = blockIdx.x * group;
+    int count = min(group, lists - first);
+    const float *src_s = in_s + ((size_t)q * lists + first) * k;
+    const long long *src_id = in_id + ((size_t)q * lists + first) * k;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        if (i < count * k) {
+            s[i] = src_s[i];
+            id[i] = src_id[i];
+        } else {
+            s[i] = -INFINITY;
+            id[i] = LLONG_MAX;
+        }
+    }
+    __syncthreads();
+    bitonic_sort(s, id, n);
+    int out_lists = (lists + group - 1) / group;
+    size_t out = ((size_t)q * out_lists + blockIdx.x) * k;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        out_s[out + i] = s[i];
+        out_id[out + i] = id[i];
+    }
+}
+
+/* ---- tensor-core batch path --------------------------------------------- */
+
+/* Per query state between chunk launches, in global memory. */
+struct batch_state {
+    int count;
+    int overflow;
+    float threshold;   /* keep fast scores >= threshold */
+};
+
+__global__ void batch_init(batch_state *st, int query_count)
+{
+    int q = blockIdx.x * blockDim.x + threadIdx.x;
+    if (q < query_count) {
+        st[q].count = 0;
+        st[q].overflow = 0;
+        st[q].threshold = -INFINITY;
+    }
+}
+
+/* Keeps every row whose fast score may reach the exact top-k: after each
+ * compaction, threshold = (k-th best fast score) - margin[q]. */
+__global__ void __launch_bounds__(BATCH_THREADS)
+batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_start,
+              const uint8_t *__restrict__ live, const float *__restrict__ margin, int k,
+              batch_state *st, float *__restrict__ keep_s, long long *__restrict__ keep_row)
+{
+    __shared__ float s[BATCH_CAP];
+    __shared__ long long row_of[BATCH_CAP];
+    __shared__ int cnt;
+    __shared__ float thr;
+    __shared__ int overflow;
+    int q = blockIdx.x;
+    if (threadIdx.x == 0) {
+        cnt = st[q].count;
+        thr = st[q].threshold;
+        overflow = st[q].overflow;
+    }
+    __syncthreads();
+    if (overflow)
+        return;
+    for (int i = threadIdx.x; i < cnt; i += blockDim.x) {
+        s[i] = keep_s[(size_t)q * BATCH_CAP + i];
+        row_of[i] = keep_row[(size_t)q * BATCH_CAP + i];
+    }
+    const float *qs = scores + (size_t)q * chunk_rows;
+    for (size_t base = 0; base < chunk_rows; base += blockDim.x) {
+        size_t r = base + threadIdx.x;
+        if (r < chunk_rows && live[row_start + r]) {
+            float v = qs[r];
+            if (v >= thr) {
+                int pos = atomicAdd(&cnt, 1);
+                s[pos] = v;
+                row_of[pos] = (long long)(row_start + r);
+            }
+        }
+        __syncthreads();
+        if (cnt > BATCH_CAP - BATCH_THREADS) {
+            int c = cnt;
+            for (int i = c + threadIdx.x; i < BATCH_CAP; i += blockDim.x) {
+                s[i] = -INFINITY;
+                row_of[i] = LLONG_MAX;
+            }
+            __syncthreads();
+            bitonic_sort(s, row_of, BATCH_CAP);
+            if (threadIdx.x == 0 && c >= k) {
+                float t = s[k - 1] - margin[q];
+                if (t > thr)
+                    thr = t;
+                int keep = k;
+                while (keep < c && s[keep] >= thr)
+                    keep++;
+                cnt = keep;
+                if (keep > BATCH_CAP - BATCH_THREADS) {
+                    overflow = 1;
+                    thr = INFINITY;
+                }
+            }
+            __syncthreads();
+            if (overflow)
+                break;
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < cnt && !overflow; i += blockDim.x) {
+        keep_s[(size_t)q * BATCH_CAP + i] = s[i];
+        keep_row[(size_t)q * BATCH_CAP + i] = row_of[i];
+    }
+    if (threadIdx.x == 0) {
+        st[q].count = cnt;
+        st[q].threshold = thr;
+        st[q].overflow = overflow;
+    }
+}
+
+/* Re-scores each query's kept rows canonically and writes its top-k. */
+template <typename T>
+__global__ void __launch_bounds__(BATCH_THREADS)
+batch_rescore(const T *__restrict__ rows, const int64_t *__restrict__ ids, int dim,
+              const float *__restrict__ queries_padded, int dimpad, int k,
+              const batch_state *st, const long long *__restrict__ keep_row,
+              float *__restrict__ out_s, long long *__restrict__ out_id)
+{
+    __shared__ float s[BATCH_CAP];
+    __shared__ long long id[BATCH_CAP];
+    int q = blockIdx.x;
+    if (st[q].overflow)
+        return;
+    int c = st[q].count;
+    const float *qv = queries_padded + (size_t)q * dimpad;
+    int lane = threadIdx.x & 15, half = threadIdx.x >> 4;
+    for (int base = 0; base < BATCH_CAP; base += BATCH_THREADS / 16) {
+        int i = base + half;
+        if (i < c) {
+            long long row = keep_row[(size_t)q * BATCH_CAP + i];
+            float v = half_warp_score<T, false>(rows + (size_t)row * dim, qv, dim, lane);
+            if (lane == 0) {
+                s[i] = v;
+                id[i] = ids[row];
+            }
+        } else if (lane == 0) {
+            s[i] = -INFINITY;
+            id[i] = LLONG_MAX;
+        }
+    }
+    __syncthreads();
+    bitonic_sort(s, id, BATCH_CAP);
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        out_s[(size_t)q * k + i] = s[i];
+        out_id[(size_t)q * k + i] = id[i];
+    }
+}
+
+__global__ void pad_queries(const float *__restrict__ in, int query_count, int dim, int dimpad,
+                            float *__restrict__ out, __half *__restrict__ out_h)
+{
+    size_t n = (size_t)query_count * dimpad;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t q = i / dimpad, d = i % dimpad;
+        float v = d < (size_t)dim ? in[q * dim + d] : 0.0f;
+        out[i] = v;
+        if (out_h && d < (size_t)dim)
+            out_h[q * dim + d] = __float2half_rn(v);
+    }
+}
+
+template <typename T>
+__global__ void row_norms(const T *__restrict__ rows, size_t first, size_t count, int dim,
+                          unsigned *max_bits)
+{
+    size_t r = first + blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (r >= first + count)
+        return;
+    float acc = 0.0f;
+    for (int d = lane; d < dim; d += 32) {
+        float v = load_elem(rows, r * (size_t)dim + d);
+        acc += v * v;
+    }
+    for (int w = 16; w >= 1; w >>= 1)
+        acc += __shfl_xor_sync(0xffffffffu, acc, w);
+    if (lane == 0)
+        atomicMax(max_bits, __float_as_uint(sqrtf(acc) * 1.0001f));
+}
+
+/* ---- host side ------------------------------------------------------------ */
+
+static size_t next_pow2(size_t v)
+{
+    size_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static size_t row_bytes(const elo__vstore_gpu *g)
+{
+    return (size_t)g->dim * (g->dtype == ELO_DTYPE_F16 ? 2 : 4);
+}
+
+/* Copies host memory to the device through the two pinned buffers: the
+ * memcpy into one buffer overlaps the DMA out of the other. */
+static int staged_upload(elo__vstore_gpu *g, void *dst, const void *src, size_t bytes)
+{
+    const char *s = (const char *)src;
+    char *d = (char *)dst;
+    int which = 0;
+    for (size_t done = 0; done < bytes; which ^= 1) {
+        size_t n = bytes - done < STAGING_BYTES ? bytes - done : STAGING_BYTES;
+        CUDA_TRY(cudaEventSynchronize(g->staged[which]));
+        memcpy(g->staging[which], s + done, n);
+        CUDA_TRY(cudaMemcpyAsync(d + done, g->staging[which], n, cudaMemcpyHostToDevice,
+                                 g->stream));
+        CUDA_TRY(cudaEventRecord(g->staged[which], g->stream));
+        done += n;
+    }
+    return ELO_OK;
+}
+
+static int update_max_norm(elo__vstore_gpu *g, size_t first, size_t count)
+{
+    if (count == 0)
+        return ELO_OK;
+    unsigned blocks = (unsigned)((count + 7) / 8);
+    if (g->dtype == ELO_DTYPE_F16)
+        row_norms<__half><<<blocks, 256, 0, g->stream>>>((const __half *)g->rows, first, count,
+                                                          g->dim, g->max_norm_bits);
+    else
+        row_norms<float><<<blocks, 256, 0, g->stream>>>((const float *)g->rows, first, count,
+                                                         g->dim, g->max_norm_bits);
+    CUDA_TRY(cudaGetLastError());
+    return ELO_OK;
+}
+
+static int reserve(elo__vstore_gpu *g, size_t capacity)
+{
+    if (capacity <= g->capacity && g->rows)
+        return ELO_OK;
+    size_t rb = row_bytes(g);
+    void *rows = NULL;
+    int64_t *ids = NULL;
+    uint8_t *live = NULL;
+    cudaError_t e1 = cudaMalloc(&rows, capacity * rb > 0 ? capacity * rb : 1);
+    cudaError_t e2 = cudaMalloc((void **)&ids, capacity * sizeof(int64_t) + 8);
+    cudaError_t e3 = cudaMalloc((void **)&live, capacity + 8);
+    if (e1 != cudaSuccess || e2 != cudaSuccess || e3 != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(rows);
+        cudaFree(ids);
+        cudaFree(live);
+        return elo_seterr(ELO_NOMEM, "GPU memory: cannot hold %zu rows of %zu bytes", capacity,
+                          rb);
+    }
+    if (g->rows && g->row_count) {
+        CUDA_TRY(cudaMemcpyAsync(rows, g->rows, g->row_count * rb, cudaMemcpyDeviceToDevice,
+                                 g->stream));
+        CUDA_TRY(cudaMemcpyAsync(ids, g->ids, g->row_count * sizeof(int64_t),
+                                 cudaMemcpyDeviceToDevice, g->stream));
+        CUDA_TRY(cudaMemcpyAsync(live, g->live, g->row_count, cudaMemcpyDeviceToDevice,
+                                 g->stream));
+        CUDA_TRY(cudaStreamSynchronize(g->stream));
+    }
+    cudaFree(g->rows);
+    cudaFree(g->ids);
+    cudaFree(g->live);
+    g->rows = rows;
+    g->ids = ids;
+    g->live = live;
+    g->capacity = capacity;
+    return ELO_OK;
+}
+
+static int scratch_reserve(elo__vstore_gpu *g, size_t bytes)
+{
+    if (bytes <= g->scratch_bytes)
+        return ELO_OK;
+    cudaFree(g->scratch);
+    g->scratch = NULL;
+    g->scratch_bytes = 0;
+    cudaError_t e = cudaMalloc((void **)&g->scratch, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return elo_seterr(ELO_NOMEM, "GPU memory: cannot allocate %zu bytes of search scratch",
+                          bytes);
+    }
+    g->scratch_bytes = bytes;
+    return ELO_OK;
+}
+
+static int host_out_reserve(elo__vstore_gpu *g, size_t bytes)
+{
+    if (bytes <= g->host_out_bytes)
+        return ELO_OK;
+    cudaFreeHost(g->host_out);
+    g->host_out = NULL;
+    g->host_out_bytes = 0;
+    CUDA_TRY(cudaMallocHost(&g->host_out, bytes));
+    g->host_out_bytes = bytes;
+    return ELO_OK;
+}
+
+extern "C" void elo__vstore_cuda_free(elo__vstore_gpu *g)
+{
+    if (!g)
+        return;
+    cudaStreamSynchronize(g->stream);
+    cudaFree(g->rows);
+    cudaFree(g->ids);
+    cudaFree(g->live);
+    cudaFree(g->max_norm_bits);
+    cudaFree(g->scratch);
+    for (int i = 0; i < 2; i++) {
+        if (g->staging[i])
+            cudaFreeHost(g->staging[i]);
+        if (g->staged[i])
+            cudaEventDestroy(g->staged[i]);
+    }
+    if (g->host_out)
+        cudaFreeHost(g->host_out);
+    elo_free(g);
+}
+
+extern "C" void elo__vstore_cuda_force_path(elo__vstore_gpu *g, int path) { g->force_path = path; }
+
+static size_t count_live(const uint8_t *live, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += live ? (live[i] != 0) : 1;
+    return c;
+}
+
+static int upload_rows(elo__vstore_gpu *g, size_t first, const void *rows, const int64_t *ids,
+                       const uint8_t *live, size_t count)
+{
+    size_t rb = row_bytes(g);
+    int rc = staged_upload(g, (char *)g->rows + first * rb, rows, count * rb);
+    if (rc == ELO_OK)
+        rc = staged_upload(g, g->ids + first, ids, count * sizeof(int64_t));
+    if (rc == ELO_OK) {
+        if (live) {
+            rc = staged_upload(g, g->live + first, live, count);
+        } else {
+            cudaError_t e = cudaMemsetAsync(g->live + first, 1, count, g->stream);
+            if (e != cudaSuccess)
+                rc = elo_seterr(ELO_DEVICE, "cudaMemsetAsync: %s", cudaGetErrorString(e));
+        }
+    }
+    if (rc == ELO_OK)
+        rc = update_max_norm(g, first, count);
+    if (rc == ELO_OK)
+        CUDA_TRY(cudaStreamSynchronize(g->stream));
+    return rc;
+}
+
+extern "C" int elo__vstore_cuda_load(elo_backend *b, const void *rows, elo_dtype dtype, int dim,
+                                     int metric, size_t row_count, size_t capacity,
+                                     const int64_t *ids, const uint8_t *live,
+                                     elo__vstore_gpu **out)
+{
+    *out = NULL;
+    if (dim <= 0 || (dtype != ELO_DTYPE_F32 && dtype != ELO_DTYPE_F16) || metric < 0 ||
+        metric > 2)
+        return elo_seterr(ELO_BADINPUT, "vstore cuda: bad dim, dtype or metric");
+    elo__vstore_gpu *g = (elo__vstore_gpu *)elo_calloc(1, sizeof *g);
+    if (!g)
+        return ELO_NOMEM;
+    g->backend = b;
+    g->stream = (cudaStream_t)elo_backend_cuda_stream(b);
+    g->dtype = dtype;
+    g->dim = dim;
+    g->metric = metric;
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&g->sm_count, cudaDevAttrMultiProcessorCount, dev);
+    cudaDeviceGetAttribute(&g->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    int rc = ELO_OK;
+    for (int i = 0; i < 2 && rc == ELO_OK; i++) {
+        if (cudaMallocHost(&g->staging[i], STAGING_BYTES) != cudaSuccess ||
+            cudaEventCreateWithFlags(&g->staged[i], cudaEventDisableTiming) != cudaSuccess)
+            rc = elo_seterr(ELO_NOMEM, "cannot allocate pinned staging memory");
+    }
+    if (rc == ELO_OK && cudaMalloc((void **)&g->max_norm_bits, sizeof(unsigned)) != cudaSuccess)
+        rc = elo_seterr(ELO_NOMEM, "GPU memory exhausted");
+    if (rc == ELO_OK && cudaMemsetAsync(g->max_norm_bits, 0, sizeof(unsigned), g->stream) !=
+                            cudaSuccess)
+        rc = elo_seterr(ELO_DEVICE, "cudaMemsetAsync failed");
+    if (rc == ELO_OK)
+        rc = reserve(g, capacity > row_count ? capacity : row_count);
+    if (rc == ELO_OK && row_count)
+        rc = upload_rows(g, 0, rows, ids, live, row_count);
+    if (rc != ELO_OK) {
+        cudaGetLastError();
+        elo__vstore_cuda_free(g);
+        return rc;
+    }
+    g->row_count = row_count;
+    g->live_count = count_live(live, row_count);
+    *out = g;
+    return ELO_OK;
+}
+
+extern "C" int elo__vstore_cuda_append(elo__vstore_gpu *g, const void *rows, const int64_t *ids,
+                                       size_t count)
+{
+    if (count == 0)
+        return ELO_OK;
+    if (g->row_count + count > g->capacity) {
+        size_t cap = g->capacity * 2;
+        if (cap < g->row_count + count)
+            cap = g->row_count + count;
+        int rc = reserve(g, cap);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = upload_rows(g, g->row_count, rows, ids, NULL, count);
+    if (rc < 0)
+        return rc;
+    g->row_count += count;
+    g->live_count += count;
+    return ELO_OK;
+}
+
+extern "C" int elo__vstore_cuda_delete(elo__vstore_gpu *g, const size_t *row_index, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (row_index[i] >= g->row_count)
+            return elo_seterr(ELO_RANGE, "vstore cuda: row %zu out of range", row_index[i]);
+        uint8_t was = 0;
+        CUDA_TRY(cudaMemcpyAsync(&was, g->live + row_index[i], 1, cudaMemcpyDeviceToHost,
+                                 g->stream));
+        CUDA_TRY(cudaMemsetAsync(g->live + row_index[i], 0, 1, g->stream));
+        CUDA_TRY(cudaStreamSynchronize(g->stream));
+        if (was)
+            g->live_count--;
+    }
+    return ELO_OK;
+}
+
+/* Runs the exact scan for `query_count` queries already on the device
+ * (`dq`, f32, dim wide) and leaves the merged top-k in out_s/out_id
+ * ([query][k], device). */
+static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, int k,
+                        float *out_s, long long *out_id, char *scratch, size_t scratch_left)
+{
+    int dimpad = (g->dim + 15) & ~15;
+    int cap = (int)next_pow2((size_t)k + ROUND_ROWS);
+    if (cap < 64)
+        cap = 64;
+    size_t budget = (size_t)g->smem_optin - 1024;
+    int qb = query_count < MAX_QB ? query_count : MAX_QB;
+    while (qb > 1 && scan_smem_bytes(qb, dimpad, cap) > budget)
+        qb--;
+    size_t smem = scan_smem_bytes(qb, dimpad, cap);
+    if (smem > budget)
+        return elo_seterr(ELO_UNSUPPORTED, "k=%d with dim %d needs more shared memory", k,
+                          g->dim);
+
+    const void *kernel;
+    bool l2 = g->metric == METRIC_L2;
+    if (g->dtype == ELO_DTYPE_F16)
+        kernel = l2 ? (const void *)scan_topk<__half, true> : (const void *)scan_topk<__half, false>;
+    else
+        kernel = l2 ? (const void *)scan_topk<float, true> : (const void *)scan_topk<float, false>;
+    CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int per_sm = 0;
+    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, SCAN_THREADS, smem));
+    if (per_sm < 1)
+        per_sm = 1;
+    size_t rounds = (g->row_count + ROUND_ROWS - 1) / ROUND_ROWS;
+    size_t gx = (size_t)g->sm_count * per_sm;
+    if (gx > rounds)
+        gx = rounds ? rounds : 1;
+    int gy = (query_count + qb - 1) / qb;
+    /* Bound the partial lists: [query][gx][k] entries of 12 bytes, twice. */
+    size_t max_entries = (scratch_left - 64) / 24;
+    while (gx > 1 && (size_t)query_count * gx * k > max_entries)
+        gx = (gx + 1) / 2;
+    if ((size_t)query_count * gx * k > max_entries)
+        return elo_seterr(ELO_NOMEM, "search scratch too small");
+
+    size_t entries = (size_t)query_count * gx * k;
+    long long *pa_id = (long long *)scratch;
+    float *pa_s = (float *)(pa_id + entries);
+    long long *pb_id = (long long *)(pa_s + entries + (entries & 1));
+    float *pb_s = (float *)(pb_id + entries);
+
+    dim3 grid((unsigned)gx, (unsigned)gy);
+    if (g->dtype == ELO_DTYPE_F16) {
+        if (l2)
+            scan_topk<__half, true><<<grid, SCAN_THREADS, smem, g->stream>>>(
+                (const __half *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
+                query_count, qb, k, cap, pa_s, pa_id);
+        else
+            scan_topk<__half, false><<<grid, SCAN_THREADS, smem, g->stream>>>(
+                (const __half *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
+                query_count, qb, k, cap, pa_s, pa_id);
+    } else {
+        if (l2)
+            scan_topk<float, true><<<grid, SCAN_THREADS, smem, g->stream>>>(
+                (const float *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
+                query_count, qb, k, cap, pa_s, pa_id);
+        else
+            scan_topk<float, false><<<grid, SCAN_THREADS, smem, g->stream>>>(
+                (const float *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
+                query_count, qb, k, cap, pa_s, pa_id);
+    }
+    CUDA_TRY(cudaGetLastError());
+
+    /* Merge the per-block lists until one is left per query. */
+    size_t kp = next_pow2((size_t)k);
+    int group = (int)(MERGE_N / kp);
+    if (group < 2)
+        group = 2;
+    int lists = (int)gx;
+    float *in_s = pa_s, *nx_s = pb_s;
+    long long *in_id = pa_id, *nx_id = pb_id;
+    while (lists > 1) {
+        int out_lists = (lists + group - 1) / group;
+        int n = (int)next_pow2((size_t)(lists < group ? lists : group) * k);
+        size_t msmem = (size_t)n * (sizeof(long long) + sizeof(float));
+        CUDA_TRY(cudaFuncSetAttribute((const void *)merge_topk,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)msmem));
+        bool last = out_lists == 1;
+        merge_topk<<<dim3((unsigned)out_lists, (unsigned)query_count), 512, msmem, g->stream>>>(
+            in_s, in_id, lists, group, k, n, last ? out_s : nx_s, last ? out_id : nx_id);
+        CUDA_TRY(cudaGetLastError());
+        float *ts = in_s; in_s = nx_s; nx_s = ts;
+        long long *ti = in_id; in_id = nx_id; nx_id = ti;
+        lists = out_lists;
+        if (last)
+            return ELO_OK;
+    }
+    CUDA_TRY(cudaMemcpyAsync(out_s, pa_s, (size_t)query_count * k * sizeof(float),
+                             cudaMemcpyDeviceToDevice, g->stream));
+    CUDA_TRY(cudaMemcpyAsync(out_id, pa_id, (size_t)query_count * k * sizeof(long long),
+                             cudaMemcpyDeviceToDevice, g->stream));
+    return ELO_OK;
+}
+
+/* |fast - canonical| <= c * |x| * |q|: each operand rounded to the tensor
+ * core format (relative 2^-10, allowing truncation) or, for f16 stores,
+ * only the query rounded to f16; plus two f32 summations of `dim` terms in
+ * different orders (dim * 2^-23 each, allowing truncating accumulators). */
+static double batch_error_coefficient(const elo__vstore_gpu *g)
+{
+    double rounding = g->dtype == ELO_DTYPE_F16 ? ldexp(1.0, -10) : ldexp(1.0, -9);
+    return rounding + 2.0 * g->dim * ldexp(1.0, -23) + ldexp(1.0, -16);
+}
+
+static int batch_search(elo__vstore_gpu *g, const float *host_q, const float *dq,
+                        const float *dq_pad, const __half *dq_h, int query_count, int k,
+                        float *out_s, long long *out_id, char *scratch, size_t scratch_left,
+                        int *overflowed)
+{
+    int dimpad = (g->dim + 15) & ~15;
+    size_t chunk = (size_t)(256u << 20) / sizeof(float) / (size_t)query_count;
+    if (chunk > g->row_count)
+        chunk = g->row_count;
+    if (chunk < 1024)
+        chunk = 1024;
+    chunk = (chunk + 255) & ~(size_t)255;
+
+    batch_state *st = (batch_state *)scratch;
+    char *p = scratch + (((size_t)query_count * sizeof(batch_state) + 255) & ~(size_t)255);
+    float *margin = (float *)p;
+    p += ((size_t)query_count * sizeof(float) + 255) & ~(size_t)255;
+    long long *keep_row = (long long *)p;
+    p += (size_t)query_count * BATCH_CAP * sizeof(long long);
+    float *keep_s = (float *)p;
+    p += (size_t)query_count * BATCH_CAP * sizeof(float);
+    float *scores = (float *)p;
+    if ((size_t)(p - scratch) + chunk * query_count * sizeof(float) > scratch_left)
+        return elo_seterr(ELO_NOMEM, "search scratch too small");
+
+    /* margin = 2 * c * max|x| * |q|, computed here from the host queries. */
+    unsigned max_bits = 0;
+    CUDA_TRY(cudaMemcpyAsync(&max_bits, g->max_norm_bits, sizeof max_bits,
+                             cudaMemcpyDeviceToHost, g->stream));
+    CUDA_TRY(cudaStreamSynchronize(g->stream));
+    float max_norm;
+    memcpy(&max_norm, &max_bits, sizeof max_norm);
+    double c = batch_error_coefficient(g);
+    float *hm = (float *)elo_malloc((size_t)query_count * sizeof(float));
+    if (!hm)
+        return ELO_NOMEM;
+    for (int q = 0; q < query_count; q++) {
+        double n2 = 0;
+        for (int d = 0; d < g->dim; d++)
+            n2 += (double)host_q[(size_t)q * g->dim + d] * host_q[(size_t)q * g->dim + d];
+        hm[q] = (float)(2.0 * c * max_norm * sqrt(n2) * 1.001 + 1e-30);
+    }
+    cudaError_t e = cudaMemcpyAsync(margin, hm, (size_t)query_count * sizeof(float),
+                                    cudaMemcpyHostToDevice, g->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(g->stream);
+    elo_free(hm);
+    if (e != cudaSuccess)
+        return elo_seterr(ELO_DEVICE, "margin upload: %s", cudaGetErrorString(e));
+
+    batch_init<<<(query_count + 255) / 256, 256, 0, g->stream>>>(st, query_count);
+    CUDA_TRY(cudaGetLastError());
+    bool f16 = g->dtype == ELO_DTYPE_F16;
+    for (size_t start = 0; start < g->row_count; start += chunk) {
+        size_t rows = g->row_count - start < chunk ? g->row_count - start : chunk;
+        elo_gemm gm;
+        memset(&gm, 0, sizeof gm);
+        gm.trans_a = 0;
+        gm.trans_b = 1;
+        gm.m = query_count;
+        gm.n = (int)rows;
+        gm.k = g->dim;
+        gm.alpha = 1.0f;
+        gm.beta = 0.0f;
+        gm.a = f16 ? (const void *)dq_h : (const void *)dq;
+        gm.lda = g->dim;
+        gm.b = (const char *)g->rows + start * row_bytes(g);
+        gm.ldb = g->dim;
+        gm.c = scores;
+        gm.ldc = (int)rows;
+        gm.in_type = f16 ? ELO_DTYPE_F16 : ELO_DTYPE_F32;
+        gm.out_type = ELO_DTYPE_F32;
+        gm.allow_tf32 = 1;
+        int rc = elo_backend_gemm(g->backend, &gm);
+        if (rc < 0)
+            return rc;
+        batch_collect<<<query_count, BATCH_THREADS, 0, g->stream>>>(
+            scores, rows, start, g->live, margin, k, st, keep_s, keep_row);
+        CUDA_TRY(cudaGetLastError());
+    }
+    if (f16)
+        batch_rescore<__half><<<query_count, BATCH_THREADS, 0, g->stream>>>(
+            (const __half *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, st, keep_row, out_s,
+            out_id);
+    else
+        batch_rescore<float><<<query_count, BATCH_THREADS, 0, g->stream>>>(
+            (const float *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, st, keep_row, out_s,
+            out_id);
+    CUDA_TRY(cudaGetLastError());
+
+    batch_state *hs = (batch_state *)elo_malloc((size_t)query_count * sizeof(batch_state));
+    if (!hs)
+        return ELO_NOMEM;
+    e = cudaMemcpyAsync(hs, st, (size_t)query_count * sizeof(batch_state),
+                        cudaMemcpyDeviceToHost, g->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(g->stream);
+    if (e != cudaSuccess) {
+        elo_free(hs);
+        return elo_seterr(ELO_DEVICE, "batch state: %s", cudaGetErrorString(e));
+    }
+    for (int q = 0; q < query_count; q++)
+        overflowed[q] = hs[q].overflow;
+    elo_free(hs);
+    return ELO_OK;
+}
+
+static int search_group(elo__vstore_gpu *g, const float *queries, int query_count, int k,
+                        int results, int64_t *out_ids, float *out_scores);
+
+/* Queries go in groups, which bounds the scratch memory a search needs. */
+#define QUERY_GROUP 2048
+
+extern "C" int elo__vstore_cuda_search(elo__vstore_gpu *g, const float *queries, int query_count,
+                                       int k, int64_t *out_ids, float *out_scores)
+{
+    if (query_count <= 0)
+        return 0;
+    if (k < 1 || k > 4096)
+        return elo_seterr(ELO_RANGE, "k must be between 1 and 4096");
+    elo_backend_count_op("vector_search");
+    int results = (int)(g->live_count < (size_t)k ? g->live_count : (size_t)k);
+    if (g->row_count == 0 || results == 0)
+        return 0;
+    for (int first = 0; first < query_count; first += QUERY_GROUP) {
+        int n = query_count - first < QUERY_GROUP ? query_count - first : QUERY_GROUP;
+        int rc = search_group(g, queries + (size_t)first * g->dim, n, k, results,
+                              out_ids + (size_t)first * k, out_scores + (size_t)first * k);
+        if (rc < 0)
+            return rc;
+    }
+    return results;
+}
+
+static int search_group(elo__vstore_gpu *g, const float *queries, int query_count, int k,
+                        int results, int64_t *out_ids, float *out_scores)
+{
+    int dimpad = (g->dim + 15) & ~15;
+    size_t qbytes = (size_t)query_count * g->dim * sizeof(float);
+    size_t head = 0;
+    size_t off_q = head;                         head += (qbytes + 255) & ~(size_t)255;
+    size_t off_qp = head;                        head += ((size_t)query_count * dimpad * 4 + 255) & ~(size_t)255;
+    size_t off_qh = head;                        head += ((size_t)query_count * g->dim * 2 + 255) & ~(size_t)255;
+    size_t off_os = head;                        head += ((size_t)query_count * k * 4 + 255) & ~(size_t)255;
+    size_t off_oi = head;                        head += ((size_t)query_count * k * 8 + 255) & ~(size_t)255;
+    size_t work = (size_t)640 << 20;            /* partial lists / batch scores */
+    int rc = scratch_reserve(g, head + work);
+    if (rc < 0)
+        return rc;
+    float *dq = (float *)(g->scratch + off_q);
+    float *dq_pad = (float *)(g->scratch + off_qp);
+    __half *dq_h = (__half *)(g->scratch + off_qh);
+    float *out_s = (float *)(g->scratch + off_os);
+    long long *out_id = (long long *)(g->scratch + off_oi);
+    char *work_area = g->scratch + head;
+
+    rc = staged_upload(g, dq, queries, qbytes);
+    if (rc < 0)
+        return rc;
+    bool batch = g->metric != METRIC_L2 && k <= BATCH_MAX_K &&
+                 ((g->force_path == 0 && query_count >= BATCH_MIN_QUERIES) || g->force_path == 2);
+    if (batch) {
+        pad_queries<<<256, 256, 0, g->stream>>>(dq, query_count, g->dim, dimpad, dq_pad, dq_h);
+        CUDA_TRY(cudaGetLastError());
+        int *overflowed = (int *)elo_calloc((size_t)query_count, sizeof(int));
+        if (!overflowed)
+            return ELO_NOMEM;
+        rc = batch_search(g, queries, dq, dq_pad, dq_h, query_count, k, out_s, out_id,
+                          work_area, work, overflowed);
+        /* Redo the queries whose candidate set overflowed, exactly. */
+        for (int q = 0; rc == ELO_OK && q < query_count; q++) {
+            if (!overflowed[q])
+                continue;
+            rc = exact_search(g, dq + (size_t)q * g->dim, 1, k, out_s + (size_t)q * k,
+                              out_id + (size_t)q * k, work_area, work);
+        }
+        elo_free(overflowed);
+    } else {
+        rc = exact_search(g, dq, query_count, k, out_s, out_id, work_area, work);
+    }
+    if (rc < 0)
+        return rc;
+
+    size_t sbytes = (size_t)query_count * k * sizeof(float);
+    size_t ibytes = (size_t)query_count * k * sizeof(long long);
+    rc = host_out_reserve(g, sbytes + ibytes);
+    if (rc < 0)
+        return rc;
+    CUDA_TRY(cudaMemcpyAsync(g->host_out, out_s, sbytes, cudaMemcpyDeviceToHost, g->stream));
+    CUDA_TRY(cudaMemcpyAsync((char *)g->host_out + sbytes, out_id, ibytes,
+                             cudaMemcpyDeviceToHost, g->stream));
+    CUDA_TRY(cudaStreamSynchronize(g->stream));
+    const float *hs = (const float *)g->host_out;
+    const long long *hi = (const long long *)((char *)g->host_out + sbytes);
+    bool l2 = g->metric == METRIC_L2;
+    for (int q = 0; q < query_count; q++)
+        for (int i = 0; i < results; i++) {
+            float s = hs[(size_t)q * k + i];
+            out_scores[(size_t)q * k + i] = l2 ? -s : s;
+            out_ids[(size_t)q * k + i] = hi[(size_t)q * k + i];
+        }
+    return results;
+}
