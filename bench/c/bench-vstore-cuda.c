@@ -82,7 +82,7 @@ int main(int argc, char **argv)
             for (int qc = 0; qc < 3; qc++) {
                 int nq = qcounts[qc];
                 for (int path = 0; path < 2; path++) {
-                    if (path == 1 && nq < 16)
+                    if (path == 1 && nq != 16)
                         continue;
                     elo__vstore_cuda_force_path(g, path == 0 ? 0 : 1);
                     int reps = rows >= 10000000 ? 10 : 30;

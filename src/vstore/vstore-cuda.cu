@@ -50,8 +50,6 @@
 enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
 
 #define SCAN_THREADS 256
-#define ROWS_PER_HALF 2                          /* rows a half-warp scores per round */
-#define ROUND_ROWS ((SCAN_THREADS / 16) * ROWS_PER_HALF)
 #define MAX_QB 16                                /* queries per scan block */
 #define MERGE_N 8192                             /* entries one merge block sorts */
 #define BATCH_CAP 2048                           /* candidates kept per query (batch path) */
@@ -162,8 +160,8 @@ __device__ __forceinline__ float half_warp_score(const T *row, const float *q, i
 
 /* ---- exact scan ----------------------------------------------------------- */
 
-/* Shared memory of scan_topk: queries [qb][dimpad] f32, candidate keys
- * [qb][cap] f32, candidate ids [qb][cap] i64, counts [qb], thresholds. */
+/* Shared memory of scan_topk: queries [qb][dimpad] f32, candidate ids
+ * [qb][cap] i64, candidate keys [qb][cap] f32, thresholds and counts. */
 static size_t scan_smem_bytes(int qb, int dimpad, int cap)
 {
     size_t b = (size_t)qb * dimpad * sizeof(float);
@@ -174,13 +172,42 @@ static size_t scan_smem_bytes(int qb, int dimpad, int cap)
     return b;
 }
 
-template <typename T, bool L2>
+/* One row's canonical score from registers: x[t] holds element 16t+lane. */
+template <bool L2, int NT>
+__device__ __forceinline__ float score_regs(const float (&x)[NT], const float *q, int lane)
+{
+    float acc = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float qv = q[(t << 4) + lane];
+        float p;
+        if (L2) {
+            float d = __fsub_rn(x[t], qv);
+            p = __fmul_rn(d, d);
+        } else {
+            p = __fmul_rn(x[t], qv);
+        }
+        acc = __fadd_rn(acc, p);
+    }
+    unsigned mask = 0xffffu << (threadIdx.x & 16);
+#pragma unroll
+    for (int w = 8; w >= 1; w >>= 1)
+        acc = __fadd_rn(acc, __shfl_xor_sync(mask, acc, w));
+    return acc;
+}
+
+/* The fused scan. NT > 0: rows of at most 16*NT elements are held in
+ * registers, RPH rows per half-warp per round, all loads issued before
+ * any arithmetic so that many bytes are in flight. NT == 0: any width,
+ * scored in chunks straight from memory. */
+template <typename T, bool L2, int NT, int RPH>
 __global__ void __launch_bounds__(SCAN_THREADS)
 scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
           const uint8_t *__restrict__ live, size_t row_count, int dim, int dimpad,
           const float *__restrict__ queries, int query_count, int qb, int k, int cap,
           float *__restrict__ part_s, long long *__restrict__ part_id)
 {
+    constexpr int ROUND = (SCAN_THREADS / 16) * RPH;
     extern __shared__ __align__(16) unsigned char smem[];
     const int q_first = blockIdx.y * qb;
     const int nq = min(qb, query_count - q_first);
@@ -210,32 +237,64 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     const int lane = threadIdx.x & 15;
     const int half = threadIdx.x >> 4;
     size_t per_block = (row_count + gridDim.x - 1) / gridDim.x;
-    per_block = (per_block + ROUND_ROWS - 1) / ROUND_ROWS * ROUND_ROWS;
+    per_block = (per_block + ROUND - 1) / ROUND * ROUND;
     size_t begin = (size_t)blockIdx.x * per_block;
     size_t end = min(row_count, begin + per_block);
 
-    for (size_t base = begin; base < end; base += ROUND_ROWS) {
+    for (size_t base = begin; base < end; base += ROUND) {
+        if (NT > 0) {
+            constexpr int N = NT > 0 ? NT : 1;
+            float x[RPH][N];
+            bool in_range[RPH];
 #pragma unroll
-        for (int r = 0; r < ROWS_PER_HALF; r++) {
-            size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
-            bool valid = row < end && live[row];
-            if (!valid)
-                continue;   /* the whole half-warp agrees: row is uniform in it */
-            const T *xr = rows + row * (size_t)dim;
-            long long rid = ids[row];
-            for (int qi = 0; qi < nq; qi++) {
-                float s = half_warp_score<T, L2>(xr, qs + (size_t)qi * dimpad, dim, lane);
-                float key = L2 ? -s : s;
-                if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
-                    int pos = atomicAdd(&cnt[qi], 1);
-                    cs[(size_t)qi * cap + pos] = key;
-                    cid[(size_t)qi * cap + pos] = rid;
+            for (int r = 0; r < RPH; r++) {
+                size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
+                in_range[r] = row < end;
+                const T *xr = rows + (in_range[r] ? row : 0) * (size_t)dim;
+#pragma unroll
+                for (int t = 0; t < N; t++) {
+                    int idx = (t << 4) + lane;
+                    x[r][t] = (in_range[r] && idx < dim) ? load_elem(xr, (size_t)idx) : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < RPH; r++) {
+                size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
+                if (!in_range[r] || !live[row])
+                    continue;   /* uniform within the half-warp */
+                long long rid = ids[row];
+                for (int qi = 0; qi < nq; qi++) {
+                    float sc = score_regs<L2, N>(x[r], qs + (size_t)qi * dimpad, lane);
+                    float key = L2 ? -sc : sc;
+                    if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
+                        int pos = atomicAdd(&cnt[qi], 1);
+                        cs[(size_t)qi * cap + pos] = key;
+                        cid[(size_t)qi * cap + pos] = rid;
+                    }
+                }
+            }
+        } else {
+#pragma unroll
+            for (int r = 0; r < RPH; r++) {
+                size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
+                if (row >= end || !live[row])
+                    continue;
+                const T *xr = rows + row * (size_t)dim;
+                long long rid = ids[row];
+                for (int qi = 0; qi < nq; qi++) {
+                    float sc = half_warp_score<T, L2>(xr, qs + (size_t)qi * dimpad, dim, lane);
+                    float key = L2 ? -sc : sc;
+                    if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
+                        int pos = atomicAdd(&cnt[qi], 1);
+                        cs[(size_t)qi * cap + pos] = key;
+                        cid[(size_t)qi * cap + pos] = rid;
+                    }
                 }
             }
         }
         __syncthreads();
         for (int qi = 0; qi < nq; qi++) {
-            if (cnt[qi] > cap - ROUND_ROWS) {        /* uniform: read after a barrier */
+            if (cnt[qi] > cap - ROUND) {             /* uniform: read after a barrier */
                 float *s = cs + (size_t)qi * cap;
                 long long *id = cid + (size_t)qi * cap;
                 for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
@@ -274,6 +333,31 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
         }
         __syncthreads();
     }
+}
+
+/* A scan kernel instance and its shape. */
+struct scan_kernel {
+    const void *fn;
+    int round_rows;
+};
+
+template <typename T, bool L2>
+static scan_kernel pick_scan(int dim)
+{
+    int nt = (dim + 15) / 16;
+    bool h = sizeof(T) == 2;
+    scan_kernel sk;
+#define SCAN_CASE(N, R) { sk.fn = (const void *)scan_topk<T, L2, N, R>; sk.round_rows = 16 * (R); }
+    /* f16 rows: half the bytes per load, so more rows in flight. */
+    if (nt <= 8) SCAN_CASE(8, 4)
+    else if (nt <= 16) { if (h) SCAN_CASE(16, 4) else SCAN_CASE(16, 2) }
+    else if (nt <= 24) { if (h) SCAN_CASE(24, 4) else SCAN_CASE(24, 2) }
+    else if (nt <= 32) SCAN_CASE(32, 2)
+    else if (nt <= 48) { if (h) SCAN_CASE(48, 2) else SCAN_CASE(48, 1) }
+    else if (nt <= 64) SCAN_CASE(64, 1)
+    else SCAN_CASE(0, 2)
+#undef SCAN_CASE
+    return sk;
 }
 
 /* Merges groups of `group` sorted lists of k entries into one: input
@@ -735,9 +819,17 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
                         float *out_s, long long *out_id, char *scratch, size_t scratch_left)
 {
     int dimpad = (g->dim + 15) & ~15;
-    int cap = (int)next_pow2((size_t)k + ROUND_ROWS);
-    if (cap < 64)
-        cap = 64;
+    bool l2 = g->metric == METRIC_L2;
+    scan_kernel sk;
+    if (g->dtype == ELO_DTYPE_F16)
+        sk = l2 ? pick_scan<__half, true>(g->dim) : pick_scan<__half, false>(g->dim);
+    else
+        sk = l2 ? pick_scan<float, true>(g->dim) : pick_scan<float, false>(g->dim);
+    /* Room for a round's inserts on top of k; at least 256 entries so the
+     * first rounds of a block, which insert freely, rarely sort. */
+    int cap = (int)next_pow2((size_t)k + sk.round_rows);
+    if (cap < 256)
+        cap = 256;
     size_t budget = (size_t)g->smem_optin - 1024;
     int qb = query_count < MAX_QB ? query_count : MAX_QB;
     while (qb > 1 && scan_smem_bytes(qb, dimpad, cap) > budget)
@@ -746,19 +838,12 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
     if (smem > budget)
         return elo_seterr(ELO_UNSUPPORTED, "k=%d with dim %d needs more shared memory", k,
                           g->dim);
-
-    const void *kernel;
-    bool l2 = g->metric == METRIC_L2;
-    if (g->dtype == ELO_DTYPE_F16)
-        kernel = l2 ? (const void *)scan_topk<__half, true> : (const void *)scan_topk<__half, false>;
-    else
-        kernel = l2 ? (const void *)scan_topk<float, true> : (const void *)scan_topk<float, false>;
-    CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_TRY(cudaFuncSetAttribute(sk.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int per_sm = 0;
-    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, SCAN_THREADS, smem));
+    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sk.fn, SCAN_THREADS, smem));
     if (per_sm < 1)
         per_sm = 1;
-    size_t rounds = (g->row_count + ROUND_ROWS - 1) / ROUND_ROWS;
+    size_t rounds = (g->row_count + sk.round_rows - 1) / sk.round_rows;
     size_t gx = (size_t)g->sm_count * per_sm;
     if (gx > rounds)
         gx = rounds ? rounds : 1;
@@ -776,27 +861,16 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
     long long *pb_id = (long long *)(pa_s + entries + (entries & 1));
     float *pb_s = (float *)(pb_id + entries);
 
-    dim3 grid((unsigned)gx, (unsigned)gy);
-    if (g->dtype == ELO_DTYPE_F16) {
-        if (l2)
-            scan_topk<__half, true><<<grid, SCAN_THREADS, smem, g->stream>>>(
-                (const __half *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
-                query_count, qb, k, cap, pa_s, pa_id);
-        else
-            scan_topk<__half, false><<<grid, SCAN_THREADS, smem, g->stream>>>(
-                (const __half *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
-                query_count, qb, k, cap, pa_s, pa_id);
-    } else {
-        if (l2)
-            scan_topk<float, true><<<grid, SCAN_THREADS, smem, g->stream>>>(
-                (const float *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
-                query_count, qb, k, cap, pa_s, pa_id);
-        else
-            scan_topk<float, false><<<grid, SCAN_THREADS, smem, g->stream>>>(
-                (const float *)g->rows, g->ids, g->live, g->row_count, g->dim, dimpad, dq,
-                query_count, qb, k, cap, pa_s, pa_id);
-    }
-    CUDA_TRY(cudaGetLastError());
+    const void *rows = g->rows;
+    const int64_t *ids = g->ids;
+    const uint8_t *live = g->live;
+    size_t row_count = g->row_count;
+    int dim = g->dim;
+    void *args[] = {(void *)&rows, (void *)&ids, (void *)&live, (void *)&row_count,
+                    (void *)&dim, (void *)&dimpad, (void *)&dq, (void *)&query_count,
+                    (void *)&qb, (void *)&k, (void *)&cap, (void *)&pa_s, (void *)&pa_id};
+    CUDA_TRY(cudaLaunchKernel(sk.fn, dim3((unsigned)gx, (unsigned)gy), dim3(SCAN_THREADS), args,
+                              smem, g->stream));
 
     /* Merge the per-block lists until one is left per query. */
     size_t kp = next_pow2((size_t)k);
