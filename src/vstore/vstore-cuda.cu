@@ -174,11 +174,14 @@ static size_t scan_smem_bytes(int qb, int dimpad, int cap)
 
 /* One row's canonical score from registers: x[t] holds element 16t+lane. */
 template <bool L2, int NT>
-__device__ __forceinline__ float score_regs(const float (&x)[NT], const float *q, int lane)
+__device__ __forceinline__ float score_regs(const float (&x)[NT], const float *q, int dimpad,
+                                            int lane)
 {
     float acc = 0.0f;
 #pragma unroll
     for (int t = 0; t < NT; t++) {
+        if ((t << 4) >= dimpad)   /* the query holds only dimpad values */
+            break;
         float qv = q[(t << 4) + lane];
         float p;
         if (L2) {
@@ -264,7 +267,7 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
                     continue;   /* uniform within the half-warp */
                 long long rid = ids[row];
                 for (int qi = 0; qi < nq; qi++) {
-                    float sc = score_regs<L2, N>(x[r], qs + (size_t)qi * dimpad, lane);
+                    float sc = score_regs<L2, N>(x[r], qs + (size_t)qi * dimpad, dimpad, lane);
                     float key = L2 ? -sc : sc;
                     if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
                         int pos = atomicAdd(&cnt[qi], 1);
@@ -335,10 +338,181 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     }
 }
 
+/* The fused scan with shared-memory staging, for rows whose width is a
+ * multiple of 16 bytes: tiles of contiguous rows are copied with 16-byte
+ * cp.async (few, wide, fully coalesced requests) into one of two buffers
+ * while the other is scored; each half-warp then reads its rows from shared
+ * memory in the canonical lane order. Rows in a tile are padded so that the
+ * two half-warps of a warp hit different banks. */
+__device__ __forceinline__ void cp_async16(void *smem_dst, const void *gmem_src)
+{
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem_src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+template <typename T, int NT>
+struct tile_shape {
+    static constexpr int row_bytes_max = NT * 16 * (int)sizeof(T);
+    static constexpr int rph_raw = 3072 / row_bytes_max;           /* ~48 KB per tile */
+    static constexpr int RPH = rph_raw < 1 ? 1 : (rph_raw > 8 ? 8 : rph_raw);
+    static constexpr int ROWS = 16 * RPH;                           /* rows per tile */
+};
+
+__device__ __forceinline__ float smem_elem(const float *p) { return *p; }
+__device__ __forceinline__ float smem_elem(const __half *p) { return __half2float(*p); }
+
+template <typename T, bool L2, int NT>
+__global__ void __launch_bounds__(SCAN_THREADS)
+scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
+           const uint8_t *__restrict__ live, size_t row_count, int dim, int dimpad,
+           const float *__restrict__ queries, int query_count, int qb, int k, int cap,
+           float *__restrict__ part_s, long long *__restrict__ part_id)
+{
+    typedef tile_shape<T, NT> shape;
+    constexpr int ROUND = shape::ROWS;
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int q_first = blockIdx.y * qb;
+    const int nq = min(qb, query_count - q_first);
+    const int stride = dim + 16;   /* elements per tile row: 64 B (f32) or 32 B (f16) of pad */
+    const size_t tile_bytes = ((size_t)ROUND * stride * sizeof(T) + 15) & ~(size_t)15;
+    float *qs = (float *)(smem + 2 * tile_bytes);
+    size_t off = 2 * tile_bytes + (((size_t)qb * dimpad * sizeof(float) + 7) & ~(size_t)7);
+    long long *cid = (long long *)(smem + off);
+    off += (size_t)qb * cap * sizeof(long long);
+    float *cs = (float *)(smem + off);
+    off += (size_t)qb * cap * sizeof(float);
+    long long *thr_id = (long long *)(smem + off);
+    off += (size_t)qb * sizeof(long long);
+    float *thr_s = (float *)(smem + off);
+    off += (size_t)qb * sizeof(float);
+    int *cnt = (int *)(smem + off);
+
+    const int lane = threadIdx.x & 15;
+    const int half = threadIdx.x >> 4;
+    size_t per_block = (row_count + gridDim.x - 1) / gridDim.x;
+    per_block = (per_block + ROUND - 1) / ROUND * ROUND;
+    const size_t begin = (size_t)blockIdx.x * per_block;
+    const size_t end = min(row_count, begin + per_block);
+    const int chunks_per_row = dim * (int)sizeof(T) / 16;
+
+    /* Copies rows [first, first + ROUND) (clipped at end) into tiles[buf]. */
+    auto prefetch = [&](size_t first, int buf) {
+        int nrows = (int)min((size_t)ROUND, end - first);
+        int total = nrows * chunks_per_row;
+        const char *src = (const char *)(rows + first * (size_t)dim);
+        char *dst = (char *)(smem + buf * tile_bytes);
+        for (int c = threadIdx.x; c < total; c += SCAN_THREADS) {
+            int r = c / chunks_per_row, col = c - r * chunks_per_row;
+            cp_async16(dst + ((size_t)r * stride * sizeof(T)) + col * 16,
+                       src + ((size_t)r * dim * sizeof(T)) + col * 16);
+        }
+    };
+
+    if (begin < end)
+        prefetch(begin, 0);
+    cp_async_commit();
+
+    for (int i = threadIdx.x; i < nq * dimpad; i += blockDim.x) {
+        int qi = i / dimpad, d = i % dimpad;
+        qs[i] = d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
+    }
+    for (int qi = threadIdx.x; qi < nq; qi += blockDim.x) {
+        cnt[qi] = 0;
+        thr_s[qi] = -INFINITY;
+        thr_id[qi] = LLONG_MAX;
+    }
+
+    int buf = 0;
+    for (size_t base = begin; base < end; base += ROUND, buf ^= 1) {
+        if (base + ROUND < end)
+            prefetch(base + ROUND, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();       /* this tile has landed (the next may not) */
+        __syncthreads();
+        const T *tile = (const T *)(smem + buf * tile_bytes);
+#pragma unroll 1
+        for (int r = 0; r < shape::RPH; r++) {
+            int tr = half + r * (SCAN_THREADS / 16);
+            size_t row = base + tr;
+            if (row >= end || !live[row])
+                continue;          /* uniform within the half-warp */
+            float x[NT];
+            const T *xr = tile + (size_t)tr * stride;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                int idx = (t << 4) + lane;
+                x[t] = idx < dim ? smem_elem(xr + idx) : 0.0f;
+            }
+            long long rid = ids[row];
+            for (int qi = 0; qi < nq; qi++) {
+                float sc = score_regs<L2, NT>(x, qs + (size_t)qi * dimpad, dimpad, lane);
+                float key = L2 ? -sc : sc;
+                if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
+                    int pos = atomicAdd(&cnt[qi], 1);
+                    cs[(size_t)qi * cap + pos] = key;
+                    cid[(size_t)qi * cap + pos] = rid;
+                }
+            }
+        }
+        __syncthreads();           /* the tile is free for the next prefetch */
+        for (int qi = 0; qi < nq; qi++) {
+            if (cnt[qi] > cap - ROUND) {
+                float *s = cs + (size_t)qi * cap;
+                long long *id = cid + (size_t)qi * cap;
+                for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
+                    s[i] = -INFINITY;
+                    id[i] = LLONG_MAX;
+                }
+                __syncthreads();
+                bitonic_sort(s, id, cap);
+                if (threadIdx.x == 0) {
+                    int c = min(cnt[qi], k);
+                    cnt[qi] = c;
+                    if (c == k) {
+                        thr_s[qi] = s[k - 1];
+                        thr_id[qi] = id[k - 1];
+                    }
+                }
+                __syncthreads();
+            }
+        }
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    for (int qi = 0; qi < nq; qi++) {
+        float *s = cs + (size_t)qi * cap;
+        long long *id = cid + (size_t)qi * cap;
+        for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
+            s[i] = -INFINITY;
+            id[i] = LLONG_MAX;
+        }
+        __syncthreads();
+        bitonic_sort(s, id, cap);
+        size_t out = ((size_t)(q_first + qi) * gridDim.x + blockIdx.x) * k;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) {
+            part_s[out + i] = s[i];
+            part_id[out + i] = id[i];
+        }
+        __syncthreads();
+    }
+}
+
+/* Shared memory of scan_tiles beyond scan_smem_bytes: two tiles. */
+static size_t tile_smem_bytes(int rows_per_tile, int dim, size_t elem)
+{
+    size_t tile = ((size_t)rows_per_tile * (dim + 16) * elem + 15) & ~(size_t)15;
+    return 2 * tile;
+}
+
 /* A scan kernel instance and its shape. */
 struct scan_kernel {
     const void *fn;
     int round_rows;
+    size_t extra_smem;      /* tile buffers (scan_tiles) */
 };
 
 template <typename T, bool L2>
@@ -347,6 +521,22 @@ static scan_kernel pick_scan(int dim)
     int nt = (dim + 15) / 16;
     bool h = sizeof(T) == 2;
     scan_kernel sk;
+    sk.extra_smem = 0;
+    if ((dim * sizeof(T)) % 16 == 0 && nt <= 48) {
+#define TILE_CASE(N)                                                        \
+    {                                                                       \
+        sk.fn = (const void *)scan_tiles<T, L2, N>;                         \
+        sk.round_rows = tile_shape<T, N>::ROWS;                             \
+        sk.extra_smem = tile_smem_bytes(sk.round_rows, dim, sizeof(T));     \
+    }
+        if (nt <= 8) TILE_CASE(8)
+        else if (nt <= 16) TILE_CASE(16)
+        else if (nt <= 24) TILE_CASE(24)
+        else if (nt <= 32) TILE_CASE(32)
+        else TILE_CASE(48)
+#undef TILE_CASE
+        return sk;
+    }
 #define SCAN_CASE(N, R) { sk.fn = (const void *)scan_topk<T, L2, N, R>; sk.round_rows = 16 * (R); }
     /* f16 rows: half the bytes per load, so more rows in flight. */
     if (nt <= 8) SCAN_CASE(8, 4)
@@ -832,9 +1022,9 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
         cap = 256;
     size_t budget = (size_t)g->smem_optin - 1024;
     int qb = query_count < MAX_QB ? query_count : MAX_QB;
-    while (qb > 1 && scan_smem_bytes(qb, dimpad, cap) > budget)
+    while (qb > 1 && sk.extra_smem + scan_smem_bytes(qb, dimpad, cap) > budget)
         qb--;
-    size_t smem = scan_smem_bytes(qb, dimpad, cap);
+    size_t smem = sk.extra_smem + scan_smem_bytes(qb, dimpad, cap);
     if (smem > budget)
         return elo_seterr(ELO_UNSUPPORTED, "k=%d with dim %d needs more shared memory", k,
                           g->dim);

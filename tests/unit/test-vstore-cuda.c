@@ -180,11 +180,13 @@ static void test_exact_scan(void **state)
     elo_backend *b = gpu();
     if (!b)
         skip();
-    static const int dims[] = {7, 100, 384};
+    /* 7: register kernel; 100: tiles for f32, registers for f16; 384:
+     * tiles; 1100: the generic kernel for wide rows */
+    static const int dims[] = {7, 100, 384, 1100};
     static const int ks[] = {1, 10, 100};
     for (int dt = 0; dt < 2; dt++)
         for (int metric = 0; metric < 3; metric++)
-            for (size_t di = 0; di < 3; di++)
+            for (size_t di = 0; di < 4; di++)
                 for (size_t ki = 0; ki < 3; ki++)
                     run_case(b, dt ? ELO_DTYPE_F16 : ELO_DTYPE_F32, metric, dims[di],
                              2000 + rng() % 20000, ks[ki], 1 + (int)(rng() % 17), 1,
