@@ -164,39 +164,91 @@ __device__ __forceinline__ float half_warp_score(const T *row, const float *q, i
  * [qb][cap] i64, candidate keys [qb][cap] f32, thresholds and counts. */
 static size_t scan_smem_bytes(int qb, int dimpad, int cap)
 {
-    size_t b = (size_t)qb * dimpad * sizeof(float);
+    size_t b = (size_t)((qb + 3) & ~3) * dimpad * sizeof(float);
     b = (b + 7) & ~(size_t)7;
     b += (size_t)qb * cap * sizeof(long long);
     b += (size_t)qb * cap * sizeof(float);
-    b += (size_t)qb * (sizeof(int) + sizeof(float) + sizeof(long long)) + 64;
+    b += (size_t)qb * (sizeof(int) + sizeof(float) + sizeof(long long));
+    b += 2 * 256 + 64;   /* live flags of two tiles (scan_tiles), slack */
     return b;
 }
 
-/* One row's canonical score from registers: x[t] holds element 16t+lane. */
+/* Canonical scores of one row (in registers: x[t] holds element 16t+lane)
+ * against 4 queries at once: four independent chains keep the pipeline busy. Query slots past the
+ * last real query hold zeros in shared memory and are ignored. */
 template <bool L2, int NT>
-__device__ __forceinline__ float score_regs(const float (&x)[NT], const float *q, int dimpad,
-                                            int lane)
+__device__ __forceinline__ void score_regs4(const float (&x)[NT], const float *q, int dimpad,
+                                            int lane, float &s0, float &s1, float &s2, float &s3)
 {
-    float acc = 0.0f;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
 #pragma unroll
     for (int t = 0; t < NT; t++) {
-        if ((t << 4) >= dimpad)   /* the query holds only dimpad values */
+        if ((t << 4) >= dimpad)
             break;
-        float qv = q[(t << 4) + lane];
-        float p;
+        int i = (t << 4) + lane;
+        float xv = x[t];
+        float q0 = q[i], q1 = q[dimpad + i], q2 = q[2 * dimpad + i], q3 = q[3 * dimpad + i];
         if (L2) {
-            float d = __fsub_rn(x[t], qv);
-            p = __fmul_rn(d, d);
+            float d0 = __fsub_rn(xv, q0), d1 = __fsub_rn(xv, q1);
+            float d2 = __fsub_rn(xv, q2), d3 = __fsub_rn(xv, q3);
+            a0 = __fadd_rn(a0, __fmul_rn(d0, d0));
+            a1 = __fadd_rn(a1, __fmul_rn(d1, d1));
+            a2 = __fadd_rn(a2, __fmul_rn(d2, d2));
+            a3 = __fadd_rn(a3, __fmul_rn(d3, d3));
         } else {
-            p = __fmul_rn(x[t], qv);
+            a0 = __fadd_rn(a0, __fmul_rn(xv, q0));
+            a1 = __fadd_rn(a1, __fmul_rn(xv, q1));
+            a2 = __fadd_rn(a2, __fmul_rn(xv, q2));
+            a3 = __fadd_rn(a3, __fmul_rn(xv, q3));
         }
-        acc = __fadd_rn(acc, p);
     }
     unsigned mask = 0xffffu << (threadIdx.x & 16);
 #pragma unroll
-    for (int w = 8; w >= 1; w >>= 1)
-        acc = __fadd_rn(acc, __shfl_xor_sync(mask, acc, w));
-    return acc;
+    for (int w = 8; w >= 1; w >>= 1) {
+        a0 = __fadd_rn(a0, __shfl_xor_sync(mask, a0, w));
+        a1 = __fadd_rn(a1, __shfl_xor_sync(mask, a1, w));
+        a2 = __fadd_rn(a2, __shfl_xor_sync(mask, a2, w));
+        a3 = __fadd_rn(a3, __shfl_xor_sync(mask, a3, w));
+    }
+    s0 = a0; s1 = a1; s2 = a2; s3 = a3;
+}
+
+/* Offers (key, ids[row]) to query qi's candidates. The id is read only
+ * when the key reaches the threshold, which after the first rounds is
+ * rare, so the id load stays off the scan's critical path. */
+__device__ __forceinline__ void offer(float key, size_t row, const int64_t *__restrict__ ids,
+                                      int qi, int cap, float *cs, long long *cid,
+                                      const float *thr_s, const long long *thr_id, int *cnt)
+{
+    float ts = thr_s[qi];
+    if (key < ts)
+        return;
+    long long rid = ids[row];
+    if (key == ts && rid >= thr_id[qi])
+        return;
+    int pos = atomicAdd(&cnt[qi], 1);
+    cs[(size_t)qi * cap + pos] = key;
+    cid[(size_t)qi * cap + pos] = rid;
+}
+
+/* Scores a row held in registers against all nq queries (in groups of 4,
+ * lane m of the half-warp offering query qi+m) and offers the results. */
+template <bool L2, int NT>
+__device__ __forceinline__ void score_row(const float (&x)[NT], const float *qs, int dimpad,
+                                          int nq, int lane, size_t row,
+                                          const int64_t *__restrict__ ids, int cap, float *cs,
+                                          long long *cid, const float *thr_s,
+                                          const long long *thr_id, int *cnt)
+{
+    for (int qi = 0; qi < nq; qi += 4) {
+        float s0, s1, s2, s3;
+        score_regs4<L2, NT>(x, qs + (size_t)qi * dimpad, dimpad, lane, s0, s1, s2, s3);
+        int m = lane;
+        if (m < 4 && qi + m < nq) {
+            float sc = m == 0 ? s0 : m == 1 ? s1 : m == 2 ? s2 : s3;
+            offer(L2 ? -sc : sc, row, ids, qi + m, cap, cs, cid, thr_s, thr_id, cnt);
+        }
+    }
 }
 
 /* The fused scan. NT > 0: rows of at most 16*NT elements are held in
@@ -214,8 +266,9 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     extern __shared__ __align__(16) unsigned char smem[];
     const int q_first = blockIdx.y * qb;
     const int nq = min(qb, query_count - q_first);
+    const int qslots = (qb + 3) & ~3;   /* whole groups of 4 queries */
     float *qs = (float *)smem;
-    size_t off = ((size_t)qb * dimpad * sizeof(float) + 7) & ~(size_t)7;
+    size_t off = ((size_t)qslots * dimpad * sizeof(float) + 7) & ~(size_t)7;
     long long *cid = (long long *)(smem + off);
     off += (size_t)qb * cap * sizeof(long long);
     float *cs = (float *)(smem + off);
@@ -226,9 +279,9 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     off += (size_t)qb * sizeof(float);
     int *cnt = (int *)(smem + off);
 
-    for (int i = threadIdx.x; i < nq * dimpad; i += blockDim.x) {
+    for (int i = threadIdx.x; i < qslots * dimpad; i += blockDim.x) {
         int qi = i / dimpad, d = i % dimpad;
-        qs[i] = d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
+        qs[i] = qi < nq && d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
     }
     for (int qi = threadIdx.x; qi < nq; qi += blockDim.x) {
         cnt[qi] = 0;
@@ -265,16 +318,8 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
                 size_t row = base + half + (size_t)r * (SCAN_THREADS / 16);
                 if (!in_range[r] || !live[row])
                     continue;   /* uniform within the half-warp */
-                long long rid = ids[row];
-                for (int qi = 0; qi < nq; qi++) {
-                    float sc = score_regs<L2, N>(x[r], qs + (size_t)qi * dimpad, dimpad, lane);
-                    float key = L2 ? -sc : sc;
-                    if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
-                        int pos = atomicAdd(&cnt[qi], 1);
-                        cs[(size_t)qi * cap + pos] = key;
-                        cid[(size_t)qi * cap + pos] = rid;
-                    }
-                }
+                score_row<L2, N>(x[r], qs, dimpad, nq, lane, row, ids, cap, cs, cid, thr_s,
+                                 thr_id, cnt);
             }
         } else {
 #pragma unroll
@@ -283,15 +328,10 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
                 if (row >= end || !live[row])
                     continue;
                 const T *xr = rows + row * (size_t)dim;
-                long long rid = ids[row];
                 for (int qi = 0; qi < nq; qi++) {
                     float sc = half_warp_score<T, L2>(xr, qs + (size_t)qi * dimpad, dim, lane);
-                    float key = L2 ? -sc : sc;
-                    if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
-                        int pos = atomicAdd(&cnt[qi], 1);
-                        cs[(size_t)qi * cap + pos] = key;
-                        cid[(size_t)qi * cap + pos] = rid;
-                    }
+                    if (lane == 0)
+                        offer(L2 ? -sc : sc, row, ids, qi, cap, cs, cid, thr_s, thr_id, cnt);
                 }
             }
         }
@@ -378,8 +418,9 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     const int nq = min(qb, query_count - q_first);
     const int stride = dim + 16;   /* elements per tile row: 64 B (f32) or 32 B (f16) of pad */
     const size_t tile_bytes = ((size_t)ROUND * stride * sizeof(T) + 15) & ~(size_t)15;
+    const int qslots = (qb + 3) & ~3;
     float *qs = (float *)(smem + 2 * tile_bytes);
-    size_t off = 2 * tile_bytes + (((size_t)qb * dimpad * sizeof(float) + 7) & ~(size_t)7);
+    size_t off = 2 * tile_bytes + (((size_t)qslots * dimpad * sizeof(float) + 7) & ~(size_t)7);
     long long *cid = (long long *)(smem + off);
     off += (size_t)qb * cap * sizeof(long long);
     float *cs = (float *)(smem + off);
@@ -389,6 +430,7 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     float *thr_s = (float *)(smem + off);
     off += (size_t)qb * sizeof(float);
     int *cnt = (int *)(smem + off);
+    uint8_t *live_s = (uint8_t *)(cnt + qb);   /* [2][ROUND] */
 
     const int lane = threadIdx.x & 15;
     const int half = threadIdx.x >> 4;
@@ -415,9 +457,9 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
         prefetch(begin, 0);
     cp_async_commit();
 
-    for (int i = threadIdx.x; i < nq * dimpad; i += blockDim.x) {
+    for (int i = threadIdx.x; i < qslots * dimpad; i += blockDim.x) {
         int qi = i / dimpad, d = i % dimpad;
-        qs[i] = d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
+        qs[i] = qi < nq && d < dim ? queries[(size_t)(q_first + qi) * dim + d] : 0.0f;
     }
     for (int qi = threadIdx.x; qi < nq; qi += blockDim.x) {
         cnt[qi] = 0;
@@ -425,10 +467,19 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
         thr_id[qi] = LLONG_MAX;
     }
 
+    /* Live flags of the tile being scored: loaded one tile ahead, like the
+     * rows, so no row waits on a dependent global read. */
+    if (threadIdx.x < ROUND)
+        live_s[threadIdx.x] = begin + threadIdx.x < end ? live[begin + threadIdx.x] : 0;
     int buf = 0;
     for (size_t base = begin; base < end; base += ROUND, buf ^= 1) {
-        if (base + ROUND < end)
+        uint8_t next_live = 0;
+        if (base + ROUND < end) {
             prefetch(base + ROUND, buf ^ 1);
+            size_t nr = base + ROUND + threadIdx.x;
+            if (threadIdx.x < ROUND && nr < end)
+                next_live = live[nr];
+        }
         cp_async_commit();
         cp_async_wait_one();       /* this tile has landed (the next may not) */
         __syncthreads();
@@ -437,7 +488,7 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
         for (int r = 0; r < shape::RPH; r++) {
             int tr = half + r * (SCAN_THREADS / 16);
             size_t row = base + tr;
-            if (row >= end || !live[row])
+            if (row >= end || !live_s[buf * ROUND + tr])
                 continue;          /* uniform within the half-warp */
             float x[NT];
             const T *xr = tile + (size_t)tr * stride;
@@ -446,17 +497,11 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
                 int idx = (t << 4) + lane;
                 x[t] = idx < dim ? smem_elem(xr + idx) : 0.0f;
             }
-            long long rid = ids[row];
-            for (int qi = 0; qi < nq; qi++) {
-                float sc = score_regs<L2, NT>(x, qs + (size_t)qi * dimpad, dimpad, lane);
-                float key = L2 ? -sc : sc;
-                if (lane == 0 && better(key, rid, thr_s[qi], thr_id[qi])) {
-                    int pos = atomicAdd(&cnt[qi], 1);
-                    cs[(size_t)qi * cap + pos] = key;
-                    cid[(size_t)qi * cap + pos] = rid;
-                }
-            }
+            score_row<L2, NT>(x, qs, dimpad, nq, lane, row, ids, cap, cs, cid, thr_s, thr_id,
+                              cnt);
         }
+        if (threadIdx.x < ROUND)
+            live_s[(buf ^ 1) * ROUND + threadIdx.x] = next_live;
         __syncthreads();           /* the tile is free for the next prefetch */
         for (int qi = 0; qi < nq; qi++) {
             if (cnt[qi] > cap - ROUND) {
