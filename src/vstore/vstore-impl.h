@@ -88,6 +88,13 @@ uint32_t elo__vstore_header_crc(const elo__vstore_header *h);
  * dim, dtype and capacity; ELO_TOOBIG on overflow. */
 int elo__vstore_layout(elo__vstore_header *h);
 
+/* A store image in memory (free with elo_free) holding `count` rows with
+ * ids 0..count-1, all live; the caller fills the rows, in the store's
+ * format, at image + ELO__VSTORE_HEADER_BYTES (benchmarks), and opens it
+ * with elo_vstore_open_buffer(). */
+int elo__vstore_image_new(int dim, elo_dtype dtype, elo_vstore_metric metric, uint64_t count,
+                          uint8_t **image, size_t *size);
+
 /* 1 when row `r` (< row_count) is live under header seq `seq`. */
 static inline int elo__vstore_live(const elo_vstore *vs, uint64_t r)
 {

@@ -865,3 +865,41 @@ int elo_vstore_search(elo_vstore *vs, elo_backend *b, const float *queries, int 
     elo_free(q);
     return rc;
 }
+
+/* ---- in-memory images ---------------------------------------------------- */
+
+int elo__vstore_image_new(int dim, elo_dtype dtype, elo_vstore_metric metric, uint64_t count,
+                          uint8_t **image, size_t *size)
+{
+    *image = NULL;
+    *size = 0;
+    if (dim < 1 || dim > ELO_VSTORE_MAX_DIM || (dtype != ELO_DTYPE_F32 && dtype != ELO_DTYPE_F16) ||
+        (unsigned)metric > ELO_VSTORE_L2)
+        return elo_seterr(ELO_BADINPUT, "bad store geometry");
+    elo__vstore_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, ELO__VSTORE_MAGIC, 8);
+    h.version = ELO__VSTORE_VERSION;
+    h.header_bytes = ELO__VSTORE_HEADER_BYTES;
+    h.dim = (uint32_t)dim;
+    h.dtype = (uint32_t)dtype;
+    h.metric = (uint32_t)metric;
+    h.seq = 1;
+    h.capacity = h.row_count = h.live_count = count;
+    h.next_id = (int64_t)count;
+    int rc = elo__vstore_layout(&h);
+    if (rc < 0)
+        return rc;
+    uint8_t *img = elo_calloc(1, (size_t)h.file_bytes);
+    if (!img)
+        return elo_seterr(ELO_NOMEM, "out of memory for a %llu-byte store image",
+                          (unsigned long long)h.file_bytes);
+    h.crc = elo__vstore_header_crc(&h);
+    memcpy(img, &h, sizeof h);
+    int64_t *ids = (int64_t *)(img + h.ids_offset);
+    for (uint64_t i = 0; i < count; i++)
+        ids[i] = (int64_t)i;
+    *image = img;
+    *size = (size_t)h.file_bytes;
+    return ELO_OK;
+}
