@@ -206,8 +206,11 @@ static int vec_add(int argc, char **argv)
         elo_vstore_get_info(vs, &info);
         first = info.next_id;
         rc = elo_vstore_add(vs, rows, count, dim, ids);
-        if (rc < 0)
-            rc = elo_seterr(rc, "%s: %s", o.input, elo_errmsg());
+        if (rc < 0) {
+            char msg[768];
+            snprintf(msg, sizeof msg, "%s", elo_errmsg());
+            rc = elo_seterr(rc, "%s: %s", o.input, msg);
+        }
     }
     elo_vstore_free(vs);
     elo_free(rows);

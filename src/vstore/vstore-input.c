@@ -37,7 +37,7 @@ static const char *npy_find(const char *dict, size_t len, const char *key)
                 j++;
                 while (j < len && dict[j] == ' ')
                     j++;
-                return dict + j;
+                return j < len ? dict + j : NULL;
             }
         }
     }

@@ -14,7 +14,8 @@
  * round-to-nearest only when both are -0).
  *
  * DESIGN (threads). elo__vstore_search_cpu() splits the rows into ranges
- * that the pool's threads claim one at a time. Each thread scores every
+ * that its threads (started per search, see run_parallel) claim one at a
+ * time from an atomic counter. Each thread scores every
  * row of its range against all queries of the current pass (up to 32
  * queries; the row stays in L1 while it meets them all, the queries stay in
  * L1/L2), keeping one bounded heap per (thread, query). The calling thread
@@ -23,6 +24,8 @@
 #include "vstore-impl.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,6 +335,17 @@ static T256 void row_avx2(const void *row, elo_dtype dtype, int dim, const float
 }
 #endif
 
+#if HAVE_X86
+#include <cpuid.h>
+/* F16C (CPUID.1:ECX bit 29); not every compiler's __builtin_cpu_supports
+ * knows its name. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static row_fn kernel_fn;
 static const char *kernel_label;
 
@@ -341,12 +355,12 @@ static void pick_kernel(void)
         return;
 #if HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c")) {
+    if (__builtin_cpu_supports("avx512f") && has_f16c()) {
         kernel_label = "avx512";
         kernel_fn = row_avx512;
         return;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    if (__builtin_cpu_supports("avx2") && has_f16c()) {
         kernel_label = "avx2";
         kernel_fn = row_avx2;
         return;
@@ -374,7 +388,7 @@ int elo__vstore_force_kernel(const char *name)
         return ELO_OK;
     }
 #if HAVE_X86
-    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && has_f16c()) {
         kernel_fn = row_avx2;
         kernel_label = "avx2";
         return ELO_OK;
@@ -501,12 +515,67 @@ static void scan_task(void *arg, int task, int thread)
     }
 }
 
+/* Threads for the scan: $ELOHIM_THREADS, else the online CPUs.
+ *
+ * The scan runs its own short-lived threads rather than elo_pool: the
+ * shared pool's worker start-up reads its argument before elo_pool_new()
+ * has filled it in (a race that crashed searches under load), so until
+ * that is fixed in core this file keeps a private parallel loop. A thread
+ * start costs tens of microseconds, against milliseconds of scanning. */
+static int scan_threads(void)
+{
+    const char *env = getenv("ELOHIM_THREADS");
+    int n = env ? atoi(env) : 0;
+    if (n <= 0)
+        n = elo_cpu_count();
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+typedef struct {
+    scan_job *job;
+    atomic_int *next;
+    int task_count, thread;
+} scan_worker;
+
+static void *scan_worker_main(void *arg)
+{
+    scan_worker *w = arg;
+    for (;;) {
+        int t = atomic_fetch_add(w->next, 1);
+        if (t >= w->task_count)
+            break;
+        scan_task(w->job, t, w->thread);
+    }
+    return NULL;
+}
+
+/* Runs scan_task for every task on up to `threads` threads (the caller is
+ * thread 0); tasks are claimed from an atomic counter. */
+static void run_parallel(scan_job *job, int threads, int task_count)
+{
+    atomic_int next = 0;
+    if (threads > task_count)
+        threads = task_count;
+    scan_worker workers[256];
+    pthread_t tids[256];
+    int started = 1;
+    for (int i = 1; i < threads; i++) {
+        workers[i] = (scan_worker){job, &next, task_count, i};
+        if (pthread_create(&tids[i], NULL, scan_worker_main, &workers[i]) != 0)
+            break;
+        started++;
+    }
+    workers[0] = (scan_worker){job, &next, task_count, 0};
+    scan_worker_main(&workers[0]);
+    for (int i = 1; i < started; i++)
+        pthread_join(tids[i], NULL);
+}
+
 int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count, int k,
                            int64_t *out_ids, float *out_scores)
 {
     pick_kernel();
-    elo_pool *pool = elo_pool_global();
-    int threads = pool ? elo_pool_size(pool) : 1;
+    int threads = scan_threads();
     int dim = (int)vs->h.dim;
     int dpad = (dim + 15) & ~15;
     uint64_t rows = vs->h.row_count;
@@ -542,11 +611,7 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
                 h->items = job.storage + ((size_t)t * PASS_QUERIES + j) * (size_t)k;
                 h->size = 0;
             }
-        if (pool && tasks > 1)
-            elo_pool_run(pool, scan_task, &job, (int)tasks);
-        else
-            for (uint64_t t = 0; t < tasks; t++)
-                scan_task(&job, (int)t, 0);
+        run_parallel(&job, threads, (int)tasks);
         for (int j = 0; j < nq; j++) {
             size_t n = 0;
             for (int t = 0; t < threads; t++) {

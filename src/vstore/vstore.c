@@ -110,7 +110,9 @@ int elo__vstore_header_check(const elo__vstore_header *h, uint64_t file_size, co
             return elo_seterr(ELO_CORRUPT, "%s: reserved header bytes are not zero", name);
     elo__vstore_header want = *h;
     if (elo__vstore_layout(&want) < 0)
-        return elo_seterr(ELO_CORRUPT, "%s: %s", name, elo_errmsg());
+        return elo_seterr(ELO_CORRUPT, "%s: capacity %llu rows of %u x %s is too large", name,
+                          (unsigned long long)h->capacity, h->dim,
+                          h->dtype == ELO_DTYPE_F16 ? "f16" : "f32");
     if (want.rows_offset != h->rows_offset || want.ids_offset != h->ids_offset ||
         want.stamps_offset != h->stamps_offset || want.file_bytes != h->file_bytes)
         return elo_seterr(ELO_CORRUPT, "%s: section offsets do not match the geometry", name);
