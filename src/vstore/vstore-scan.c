@@ -14,7 +14,7 @@
  * round-to-nearest only when both are -0).
  *
  * DESIGN (threads). elo__vstore_search_cpu() splits the rows into ranges
- * that its threads (started per search, see run_parallel) claim one at a
+ * that its threads (started per search, see elo__vstore_parallel) claim one at a
  * time from an atomic counter. Each thread scores every
  * row of its range against all queries of the current pass (up to 32
  * queries; the row stays in L1 while it meets them all, the queries stay in
@@ -532,41 +532,48 @@ static int scan_threads(void)
 }
 
 typedef struct {
-    scan_job *job;
+    void (*fn)(void *arg, int task, int thread);
+    void *arg;
     atomic_int *next;
     int task_count, thread;
-} scan_worker;
+} par_worker;
 
-static void *scan_worker_main(void *arg)
+static void *par_worker_main(void *raw)
 {
-    scan_worker *w = arg;
+    par_worker *w = raw;
     for (;;) {
         int t = atomic_fetch_add(w->next, 1);
         if (t >= w->task_count)
             break;
-        scan_task(w->job, t, w->thread);
+        w->fn(w->arg, t, w->thread);
     }
     return NULL;
 }
 
-/* Runs scan_task for every task on up to `threads` threads (the caller is
- * thread 0); tasks are claimed from an atomic counter. */
-static void run_parallel(scan_job *job, int threads, int task_count)
+int elo__vstore_threads(void)
+{
+    return scan_threads();
+}
+
+void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count,
+                          int threads)
 {
     atomic_int next = 0;
     if (threads > task_count)
         threads = task_count;
-    scan_worker workers[256];
+    if (threads > 256)
+        threads = 256;
+    par_worker workers[256];
     pthread_t tids[256];
     int started = 1;
     for (int i = 1; i < threads; i++) {
-        workers[i] = (scan_worker){job, &next, task_count, i};
-        if (pthread_create(&tids[i], NULL, scan_worker_main, &workers[i]) != 0)
+        workers[i] = (par_worker){fn, arg, &next, task_count, i};
+        if (pthread_create(&tids[i], NULL, par_worker_main, &workers[i]) != 0)
             break;
         started++;
     }
-    workers[0] = (scan_worker){job, &next, task_count, 0};
-    scan_worker_main(&workers[0]);
+    workers[0] = (par_worker){fn, arg, &next, task_count, 0};
+    par_worker_main(&workers[0]);
     for (int i = 1; i < started; i++)
         pthread_join(tids[i], NULL);
 }
@@ -611,7 +618,7 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
                 h->items = job.storage + ((size_t)t * PASS_QUERIES + j) * (size_t)k;
                 h->size = 0;
             }
-        run_parallel(&job, threads, (int)tasks);
+        elo__vstore_parallel(scan_task, &job, (int)tasks, threads);
         for (int j = 0; j < nq; j++) {
             size_t n = 0;
             for (int t = 0; t < threads; t++) {
