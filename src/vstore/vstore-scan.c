@@ -188,19 +188,19 @@ static inline T512 float reduce512(__m512 acc)
     return _mm_cvtss_f32(s1);
 }
 
-/* NQ accumulators stay in registers (NQ <= 8 of 32 zmm). */
+/* NQ accumulators stay in registers (NQ <= 16 of 32 zmm). */
 static inline __attribute__((always_inline)) T512 void
 row512_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, int nq, int l2,
          float *out)
 {
-    __m512 acc[8];
-#pragma GCC unroll 8
+    __m512 acc[16];
+#pragma GCC unroll 16
     for (int j = 0; j < nq; j++)
         acc[j] = _mm512_setzero_ps();
     int full = dim & ~15, i = 0;
     for (; i < full; i += 16) {
         __m512 x = load512(row, dtype, i);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int j = 0; j < nq; j++) {
             __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
             __m512 p;
@@ -219,7 +219,7 @@ row512_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, in
             tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
                                              : ((const float *)row)[i + t];
         __m512 x = _mm512_loadu_ps(tail);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int j = 0; j < nq; j++) {
             __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
             __m512 p;
@@ -232,7 +232,7 @@ row512_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, in
             acc[j] = _mm512_add_ps(acc[j], p);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int j = 0; j < nq; j++)
         out[j] = reduce512(acc[j]);
 }
@@ -240,6 +240,10 @@ row512_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, in
 static T512 void row_avx512(const void *row, elo_dtype dtype, int dim, const float *q, int dpad,
                             int nq, int l2, float *out)
 {
+    for (; nq >= 16; nq -= 16, q += (size_t)16 * dpad, out += 16) {
+        if (l2) row512_n(row, dtype, dim, q, dpad, 16, 1, out);
+        else row512_n(row, dtype, dim, q, dpad, 16, 0, out);
+    }
     for (; nq >= 8; nq -= 8, q += (size_t)8 * dpad, out += 8) {
         if (l2) row512_n(row, dtype, dim, q, dpad, 8, 1, out);
         else row512_n(row, dtype, dim, q, dpad, 8, 0, out);
@@ -349,9 +353,13 @@ static int has_f16c(void)
 static row_fn kernel_fn;
 static const char *kernel_label;
 
+static int force_kernel_env(void);
+
 static void pick_kernel(void)
 {
     if (kernel_fn)
+        return;
+    if (force_kernel_env())
         return;
 #if HAVE_X86
     __builtin_cpu_init();
@@ -368,6 +376,23 @@ static void pick_kernel(void)
 #endif
     kernel_label = "scalar";
     kernel_fn = row_scalar;
+}
+
+/* $ELOHIM_VSTORE_KERNEL=scalar|avx2|avx512 pins the kernel (benchmarks). */
+static int force_kernel_env(void)
+{
+    const char *env = getenv("ELOHIM_VSTORE_KERNEL");
+    if (!env || !*env)
+        return 0;
+    static int busy;
+    if (busy)
+        return 0;
+    busy = 1;
+    int rc = elo__vstore_force_kernel(env);
+    busy = 0;
+    if (rc < 0)
+        elo_warn("ELOHIM_VSTORE_KERNEL=%s: %s", env, elo_errmsg());
+    return rc == ELO_OK;
 }
 
 const char *elo__vstore_kernel_name(void)
