@@ -683,6 +683,73 @@ static void test_parsers(void **state)
                      ELO_BADINPUT);
 }
 
+/* ---- CUDA against the CPU (runs only where a GPU is usable) ----------------- */
+
+static void compare_devices(elo_vstore *vs, elo_backend *gpu, const float *q, int nq, int dim, int k)
+{
+    size_t n = (size_t)nq * (size_t)k;
+    int64_t *ci = malloc(n * sizeof *ci), *gi = malloc(n * sizeof *gi);
+    float *cs = malloc(n * sizeof *cs), *gs = malloc(n * sizeof *gs);
+    int cgot = elo_vstore_search(vs, NULL, q, nq, dim, k, ci, cs);
+    int ggot = elo_vstore_search(vs, gpu, q, nq, dim, k, gi, gs);
+    if (ggot < 0)
+        fail_msg("cuda search: %s", elo_errmsg());
+    assert_int_equal(cgot, ggot);
+    for (int qi = 0; qi < nq; qi++)
+        for (int i = 0; i < cgot; i++) {
+            size_t at = (size_t)qi * k + (size_t)i;
+            if (ci[at] != gi[at])
+                fail_msg("query %d rank %d: cpu id %lld, cuda id %lld", qi, i, (long long)ci[at],
+                         (long long)gi[at]);
+            assert_true(fabsf(cs[at] - gs[at]) <= 1e-6f * fmaxf(fabsf(cs[at]), 1e-6f));
+        }
+    free(ci);
+    free(gi);
+    free(cs);
+    free(gs);
+}
+
+static void test_cuda_matches_cpu(void **state)
+{
+    (void)state;
+    elo_backend *gpu;
+    if (elo_backend_get(ELO_DEVICE_CUDA, &gpu) < 0)
+        skip();
+    int dims[] = {384, 100, 7};
+    for (int dt = 0; dt < 2; dt++)
+        for (int metric = 0; metric < 3; metric++) {
+            int dim = dims[(dt * 3 + metric) % 3];
+            const char *p = tpath("cuda.vs");
+            assert_int_equal(elo_vstore_create(p, dim, dt ? ELO_DTYPE_F16 : ELO_DTYPE_F32,
+                                               (elo_vstore_metric)metric, 0), ELO_OK);
+            elo_vstore *vs;
+            assert_int_equal(elo_vstore_open(p, 1, &vs), ELO_OK);
+            size_t n = 20000;
+            float *x = random_vectors(n, dim);
+            memcpy(x + 7 * dim, x + 3 * dim, (size_t)dim * 4);   /* a tie */
+            assert_int_equal(elo_vstore_add(vs, x, n / 2, dim, NULL), ELO_OK);
+            float *q = random_vectors(300, dim);
+            memcpy(q, x + 3 * dim, (size_t)dim * 4);
+            int ks[] = {1, 10, 100, 4096};
+            int nqs[] = {1, 16, 300, 16};
+            for (int i = 0; i < 4; i++)
+                compare_devices(vs, gpu, q, nqs[i], dim, ks[i]);   /* loads, then resident */
+            assert_non_null(vs->gpu);
+            /* Updates reach the resident copy: append, then delete. */
+            assert_int_equal(elo_vstore_add(vs, x + (n / 2) * dim, n - n / 2, dim, NULL), ELO_OK);
+            compare_devices(vs, gpu, q, 16, dim, 100);
+            int64_t del[200];
+            for (int i = 0; i < 200; i++)
+                del[i] = i * 97;
+            assert_int_equal(elo_vstore_delete(vs, del, 200), 200);
+            compare_devices(vs, gpu, q, 300, dim, 10);
+            compare_devices(vs, gpu, q, 1, dim, 4096);
+            elo_vstore_free(vs);
+            free(x);
+            free(q);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_crash_states),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_cuda_matches_cpu),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
