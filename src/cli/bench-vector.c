@@ -364,6 +364,8 @@ static int bench_cpu(bench_opts *o)
             printf("\n");
             fflush(stdout);
         }
+        if (rc > 0)
+            rc = ELO_OK;
         json_decref(peer);
         elo_vstore_free(vs);
         unlink(store);
@@ -447,6 +449,8 @@ static int bench_gpu(bench_opts *o, elo_backend *b)
                 printf("\n");
                 fflush(stdout);
             }
+            if (rc > 0)
+                rc = ELO_OK;
             json_decref(peer);
             elo_vstore_free(vs);
             elo_free(image);
