@@ -62,7 +62,7 @@ int elo_vstore_create(const char *path, int dim, elo_dtype dtype,
                       elo_vstore_metric metric, uint64_t capacity);
 
 /* Opens a store. `writable` takes an exclusive lock for the life of the
- * handle (ELO_BUSY when another writer holds it) and finishes a deletion a
+ * handle (waiting while another writer holds it) and finishes a deletion a
  * crash interrupted. Truncated, corrupt or foreign files fail with
  * ELO_CORRUPT / ELO_UNSUPPORTED and a message naming the path and what is
  * wrong; nothing is written then. Free with elo_vstore_free(); NULL is a
