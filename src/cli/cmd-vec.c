@@ -18,7 +18,8 @@ static int usage(FILE *out)
             "  create STORE --dim D [--dtype f32|f16] [--metric cosine|ip|l2] [--capacity N]\n"
             "  add STORE --input FILE [--ids FILE]      FILE: .npy (float32 2-D), .fvecs, .jsonl\n"
             "                                           ids: .npy (int64), .jsonl, or text lines\n"
-            "  search STORE --query FILE --k K [--device auto|cpu|cuda] [--json]\n"
+            "  search STORE --query FILE --k K [--device auto|cpu|cuda] [--json] [--verbose]\n"
+            "                                           --verbose: the device and time on stderr\n"
             "  delete STORE --ids 1,2,3\n"
             "  info STORE [--json]\n"
             "  compact STORE\n"
@@ -54,7 +55,7 @@ static int parse_int_opt(const char *cmd, const char *opt, const char *s, int64_
 }
 
 enum { OPT_DIM = 256, OPT_DTYPE, OPT_METRIC, OPT_CAPACITY, OPT_INPUT, OPT_IDS, OPT_QUERY, OPT_K,
-       OPT_DEVICE, OPT_JSON, OPT_ROWS, OPT_HELP };
+       OPT_DEVICE, OPT_JSON, OPT_ROWS, OPT_VERBOSE, OPT_HELP };
 
 static const struct option long_opts[] = {
     {"dim", required_argument, NULL, OPT_DIM},
@@ -68,6 +69,7 @@ static const struct option long_opts[] = {
     {"device", required_argument, NULL, OPT_DEVICE},
     {"json", no_argument, NULL, OPT_JSON},
     {"rows", required_argument, NULL, OPT_ROWS},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {0, 0, 0, 0}};
 
@@ -119,6 +121,10 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, in
         case OPT_DEVICE: o->device = optarg; break;
         case OPT_JSON: o->json = 1; break;
         case OPT_ROWS: o->rows = optarg; break;
+        case OPT_VERBOSE:
+            if (elo_log_get_level() > ELO_LOG_INFO)
+                elo_log_set_level(ELO_LOG_INFO);
+            break;
         case OPT_HELP: o->help = 1; break;
         }
     }
@@ -249,7 +255,7 @@ static void print_results(int json, int q, int got, const int64_t *ids, const fl
 static int vec_search(int argc, char **argv)
 {
     vec_opts o;
-    int rc = parse("search", argc, argv, "query k device json", 1, &o);
+    int rc = parse("search", argc, argv, "query k device json verbose", 1, &o);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
     if (!o.query)
