@@ -1,0 +1,671 @@
+/* vstore-scan.c - the canonical score (scalar reference and bit-identical
+ * AVX2 / AVX-512 kernels), query and row checks, f16 conversion, and the
+ * multi-threaded exact top-k scan over a store's rows.
+ *
+ * Canonical score of row x and query q: 16 f32 accumulators, element i goes
+ * to lane i % 16 in increasing i, as `acc = acc + p` with p = x*q (ip,
+ * cosine) or p = (x-q)*(x-q) (l2), every operation rounded to f32 (no FMA:
+ * the build uses -ffp-contract=off and the kernels use separate mul/add
+ * intrinsics); then lanes are added pairwise, acc[j] += acc[j+w] for
+ * w = 8, 4, 2, 1. The SIMD kernels hold lanes 0..15 in one zmm (or two
+ * ymm) registers, so every lane sees exactly the scalar sequence; a tail
+ * shorter than 16 is padded with zeros in both row and query, which adds
+ * +0 to lanes that can never hold -0 (they start at +0, and x + y is -0 in
+ * round-to-nearest only when both are -0).
+ *
+ * DESIGN (threads). elo__vstore_search_cpu() splits the rows into ranges
+ * that its threads (started per search, see elo__vstore_parallel) claim one at a
+ * time from an atomic counter. Each thread scores every
+ * row of its range against all queries of the current pass (up to 32
+ * queries; the row stays in L1 while it meets them all, the queries stay in
+ * L1/L2), keeping one bounded heap per (thread, query). The calling thread
+ * merges the per-thread heaps after the pool returns. Queries beyond 32 run
+ * in further passes over the rows. */
+#include "vstore-impl.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
+
+/* ---- f16 ---------------------------------------------------------------- */
+
+float elo_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else {                      /* subnormal: normalize */
+        int e = -1;
+        do {
+            man <<= 1;
+            e++;
+        } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t elo_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs >= 0x7f800000u)                       /* Inf or NaN */
+        return sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0);
+    if (abs >= 0x477ff000u)                       /* rounds to >= 65520: Inf */
+        return sign | 0x7c00;
+    if (abs < 0x38800000u) {                      /* below 2^-14: subnormal or 0 */
+        if (abs < 0x33000000u)                    /* below 2^-25: rounds to 0 */
+            return sign;
+        uint32_t man = (abs & 0x7fffff) | 0x800000;
+        int shift = 126 - (int)(abs >> 23);       /* 14..24 */
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t half = ((abs >> 13) - (112u << 10));
+    uint32_t rem = abs & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+        half++;                                   /* may carry into the exponent: fine */
+    return sign | (uint16_t)half;
+}
+
+/* ---- checks and normalization ------------------------------------------ */
+
+int elo__vstore_check_finite(const float *v, size_t count, int dim, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        for (int j = 0; j < dim; j++)
+            if (!isfinite(v[i * (size_t)dim + (size_t)j]))
+                return elo_seterr(ELO_BADINPUT, "%s %zu element %d is %s", what, i, j,
+                                  isnan(v[i * (size_t)dim + (size_t)j]) ? "NaN" : "infinite");
+    return ELO_OK;
+}
+
+int elo__vstore_normalize(float *v, size_t count, int dim, size_t first_index, const char *what)
+{
+    for (size_t i = 0; i < count; i++) {
+        float *x = v + i * (size_t)dim;
+        double sum = 0;
+        for (int j = 0; j < dim; j++)
+            sum += (double)x[j] * (double)x[j];
+        float norm = (float)sqrt(sum);
+        if (!(norm > 0) || !isfinite(norm))
+            return elo_seterr(ELO_BADINPUT, "%s %zu has %s norm; cosine needs a non-zero vector",
+                              what, first_index + i, norm > 0 ? "an infinite" : "a zero");
+        for (int j = 0; j < dim; j++)
+            x[j] = x[j] / norm;
+    }
+    return ELO_OK;
+}
+
+/* ---- scalar reference ---------------------------------------------------- */
+
+static float reduce16(float *acc)
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] = acc[j] + acc[j + w];
+    return acc[0];
+}
+
+float elo__vstore_score_ref(const void *row, elo_dtype dtype, const float *query, int dim,
+                            int metric)
+{
+    float acc[16] = {0};
+    const float *xf = row;
+    const uint16_t *xh = row;
+    for (int i = 0; i < dim; i++) {
+        float x = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(xh[i]) : xf[i];
+        float p;
+        if (metric == ELO_VSTORE_L2) {
+            float d = x - query[i];
+            p = d * d;
+        } else {
+            p = x * query[i];
+        }
+        acc[i % 16] = acc[i % 16] + p;
+    }
+    return reduce16(acc);
+}
+
+/* ---- kernels -------------------------------------------------------------- */
+
+/* Scores one row against `nq` queries (padded to `dpad`, a multiple of 16,
+ * with zeros) into out[0..nq). */
+typedef void (*row_fn)(const void *row, elo_dtype dtype, int dim, const float *q, int dpad,
+                       int nq, int l2, float *out);
+
+static void row_scalar(const void *row, elo_dtype dtype, int dim, const float *q, int dpad,
+                       int nq, int l2, float *out)
+{
+    for (int j = 0; j < nq; j++)
+        out[j] = elo__vstore_score_ref(row, dtype, q + (size_t)j * dpad, dim,
+                                       l2 ? ELO_VSTORE_L2 : ELO_VSTORE_IP);
+}
+
+#if HAVE_X86
+#define T512 __attribute__((target("avx512f,f16c,avx2,fma")))
+#define T256 __attribute__((target("avx2,f16c,fma")))
+
+static inline T512 __m512 load512(const void *row, elo_dtype dtype, int i)
+{
+    if (dtype == ELO_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i)));
+    return _mm512_loadu_ps((const float *)row + i);
+}
+
+static inline T512 float reduce512(__m512 acc)
+{
+    __m256 lo8 = _mm512_castps512_ps256(acc);
+    __m256 hi8 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+    __m256 s8 = _mm256_add_ps(lo8, hi8);                       /* w = 8 */
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1)); /* w = 4 */
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));         /* w = 2: lanes 0,1 */
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));     /* w = 1 */
+    return _mm_cvtss_f32(s1);
+}
+
+/* NQ accumulators stay in registers (NQ <= 16 of 32 zmm). */
+static inline __attribute__((always_inline)) T512 void
+row512_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, int nq, int l2,
+         float *out)
+{
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < nq; j++)
+        acc[j] = _mm512_setzero_ps();
+    int full = dim & ~15, i = 0;
+    for (; i < full; i += 16) {
+        __m512 x = load512(row, dtype, i);
+#pragma GCC unroll 16
+        for (int j = 0; j < nq; j++) {
+            __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
+            __m512 p;
+            if (l2) {
+                __m512 d = _mm512_sub_ps(x, qv);
+                p = _mm512_mul_ps(d, d);
+            } else {
+                p = _mm512_mul_ps(x, qv);
+            }
+            acc[j] = _mm512_add_ps(acc[j], p);
+        }
+    }
+    if (i < dim) {
+        float tail[16] = {0};
+        for (int t = 0; i + t < dim; t++)
+            tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
+                                             : ((const float *)row)[i + t];
+        __m512 x = _mm512_loadu_ps(tail);
+#pragma GCC unroll 16
+        for (int j = 0; j < nq; j++) {
+            __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
+            __m512 p;
+            if (l2) {
+                __m512 d = _mm512_sub_ps(x, qv);
+                p = _mm512_mul_ps(d, d);
+            } else {
+                p = _mm512_mul_ps(x, qv);
+            }
+            acc[j] = _mm512_add_ps(acc[j], p);
+        }
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < nq; j++)
+        out[j] = reduce512(acc[j]);
+}
+
+static T512 void row_avx512(const void *row, elo_dtype dtype, int dim, const float *q, int dpad,
+                            int nq, int l2, float *out)
+{
+    for (; nq >= 16; nq -= 16, q += (size_t)16 * dpad, out += 16) {
+        if (l2) row512_n(row, dtype, dim, q, dpad, 16, 1, out);
+        else row512_n(row, dtype, dim, q, dpad, 16, 0, out);
+    }
+    for (; nq >= 8; nq -= 8, q += (size_t)8 * dpad, out += 8) {
+        if (l2) row512_n(row, dtype, dim, q, dpad, 8, 1, out);
+        else row512_n(row, dtype, dim, q, dpad, 8, 0, out);
+    }
+    switch (nq) {
+#define CASE(n) case n: { if (l2) row512_n(row, dtype, dim, q, dpad, n, 1, out); \
+                        else row512_n(row, dtype, dim, q, dpad, n, 0, out); } break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
+    default: break;
+    }
+}
+
+static inline T256 void load256x2(const void *row, elo_dtype dtype, int i, __m256 *lo, __m256 *hi)
+{
+    if (dtype == ELO_DTYPE_F16) {
+        const uint16_t *h = (const uint16_t *)row + i;
+        *lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+        *hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 8)));
+    } else {
+        *lo = _mm256_loadu_ps((const float *)row + i);
+        *hi = _mm256_loadu_ps((const float *)row + i + 8);
+    }
+}
+
+static inline T256 float reduce256x2(__m256 lo, __m256 hi)
+{
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* Up to 4 queries: 8 accumulators of 16 ymm registers. */
+static inline __attribute__((always_inline)) T256 void
+row256_n(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, int nq, int l2,
+         float *out)
+{
+    __m256 alo[4], ahi[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < nq; j++)
+        alo[j] = ahi[j] = _mm256_setzero_ps();
+    int full = dim & ~15;
+    for (int i = 0; i < dim; i += 16) {
+        __m256 xlo, xhi;
+        if (i < full) {
+            load256x2(row, dtype, i, &xlo, &xhi);
+        } else {
+            float tail[16] = {0};
+            for (int t = 0; i + t < dim; t++)
+                tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
+                                                 : ((const float *)row)[i + t];
+            xlo = _mm256_loadu_ps(tail);
+            xhi = _mm256_loadu_ps(tail + 8);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < nq; j++) {
+            const float *qj = q + (size_t)j * dpad + i;
+            __m256 qlo = _mm256_loadu_ps(qj), qhi = _mm256_loadu_ps(qj + 8);
+            __m256 plo, phi;
+            if (l2) {
+                __m256 dlo = _mm256_sub_ps(xlo, qlo), dhi = _mm256_sub_ps(xhi, qhi);
+                plo = _mm256_mul_ps(dlo, dlo);
+                phi = _mm256_mul_ps(dhi, dhi);
+            } else {
+                plo = _mm256_mul_ps(xlo, qlo);
+                phi = _mm256_mul_ps(xhi, qhi);
+            }
+            alo[j] = _mm256_add_ps(alo[j], plo);
+            ahi[j] = _mm256_add_ps(ahi[j], phi);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < nq; j++)
+        out[j] = reduce256x2(alo[j], ahi[j]);
+}
+
+static T256 void row_avx2(const void *row, elo_dtype dtype, int dim, const float *q, int dpad,
+                          int nq, int l2, float *out)
+{
+    for (; nq >= 4; nq -= 4, q += (size_t)4 * dpad, out += 4) {
+        if (l2) row256_n(row, dtype, dim, q, dpad, 4, 1, out);
+        else row256_n(row, dtype, dim, q, dpad, 4, 0, out);
+    }
+    switch (nq) {
+#define CASE(n) case n: { if (l2) row256_n(row, dtype, dim, q, dpad, n, 1, out); \
+                        else row256_n(row, dtype, dim, q, dpad, n, 0, out); } break;
+    CASE(1) CASE(2) CASE(3)
+#undef CASE
+    default: break;
+    }
+}
+#endif
+
+#if HAVE_X86
+#include <cpuid.h>
+/* F16C (CPUID.1:ECX bit 29); not every compiler's __builtin_cpu_supports
+ * knows its name. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
+static row_fn kernel_fn;
+static const char *kernel_label;
+
+static int force_kernel_env(void);
+
+static void pick_kernel(void)
+{
+    if (kernel_fn)
+        return;
+    if (force_kernel_env())
+        return;
+#if HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && has_f16c()) {
+        kernel_label = "avx512";
+        kernel_fn = row_avx512;
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && has_f16c()) {
+        kernel_label = "avx2";
+        kernel_fn = row_avx2;
+        return;
+    }
+#endif
+    kernel_label = "scalar";
+    kernel_fn = row_scalar;
+}
+
+/* $ELOHIM_VSTORE_KERNEL=scalar|avx2|avx512 pins the kernel (benchmarks). */
+static int force_kernel_env(void)
+{
+    const char *env = getenv("ELOHIM_VSTORE_KERNEL");
+    if (!env || !*env)
+        return 0;
+    static int busy;
+    if (busy)
+        return 0;
+    busy = 1;
+    int rc = elo__vstore_force_kernel(env);
+    busy = 0;
+    if (rc < 0)
+        elo_warn("ELOHIM_VSTORE_KERNEL=%s: %s", env, elo_errmsg());
+    return rc == ELO_OK;
+}
+
+const char *elo__vstore_kernel_name(void)
+{
+    pick_kernel();
+    return kernel_label;
+}
+
+int elo__vstore_force_kernel(const char *name)
+{
+    kernel_fn = NULL;
+    pick_kernel();
+    if (!name)
+        return ELO_OK;
+    if (!strcmp(name, "scalar")) {
+        kernel_fn = row_scalar;
+        kernel_label = "scalar";
+        return ELO_OK;
+    }
+#if HAVE_X86
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && has_f16c()) {
+        kernel_fn = row_avx2;
+        kernel_label = "avx2";
+        return ELO_OK;
+    }
+    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) {
+        kernel_fn = row_avx512;
+        kernel_label = "avx512";
+        return ELO_OK;
+    }
+#endif
+    return elo_seterr(ELO_UNSUPPORTED, "kernel %s is not available on this CPU", name);
+}
+
+float elo__vstore_score_fast(const void *row, elo_dtype dtype, const float *query, int dim,
+                             int metric)
+{
+    pick_kernel();
+    int dpad = (dim + 15) & ~15;
+    float *q = calloc((size_t)dpad, sizeof *q);
+    if (!q)
+        return elo__vstore_score_ref(row, dtype, query, dim, metric);
+    memcpy(q, query, (size_t)dim * sizeof *q);
+    float out;
+    kernel_fn(row, dtype, dim, q, dpad, 1, metric == ELO_VSTORE_L2, &out);
+    free(q);
+    return out;
+}
+
+/* ---- top-k ----------------------------------------------------------------- */
+
+/* key: higher is better (the score, negated for l2); ties by lower id. */
+typedef struct {
+    float key;
+    int64_t id;
+} hit;
+
+static inline int better(hit a, hit b)
+{
+    return a.key > b.key || (a.key == b.key && a.id < b.id);
+}
+
+/* A min-heap on `better`: the root is the worst kept hit. */
+typedef struct {
+    hit *items;
+    int size;
+} heap;
+
+static inline void heap_push(heap *h, int k, hit x)
+{
+    if (h->size < k) {
+        int i = h->size++;
+        while (i > 0) {
+            int parent = (i - 1) / 2;
+            if (!better(h->items[parent], x))
+                break;
+            h->items[i] = h->items[parent];
+            i = parent;
+        }
+        h->items[i] = x;
+        return;
+    }
+    if (!better(x, h->items[0]))
+        return;
+    int i = 0, n = h->size;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && better(h->items[c], h->items[c + 1]))
+            c++;
+        if (!better(x, h->items[c]))
+            break;
+        h->items[i] = h->items[c];
+        i = c;
+    }
+    h->items[i] = x;
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    hit x = *(const hit *)a, y = *(const hit *)b;
+    return better(x, y) ? -1 : better(y, x) ? 1 : 0;
+}
+
+#define PASS_QUERIES 32
+
+typedef struct {
+    elo_vstore *vs;
+    row_fn fn;
+    const float *q;            /* this pass's queries, padded to dpad */
+    int dpad, nq, k, l2;
+    uint64_t chunk_rows;
+    heap *heaps;               /* [thread][nq] */
+    hit *storage;
+} scan_job;
+
+static void scan_task(void *arg, int task, int thread)
+{
+    scan_job *job = arg;
+    elo_vstore *vs = job->vs;
+    uint64_t begin = (uint64_t)task * job->chunk_rows;
+    uint64_t end = begin + job->chunk_rows;
+    if (end > vs->h.row_count)
+        end = vs->h.row_count;
+    heap *heaps = job->heaps + (size_t)thread * PASS_QUERIES;
+    float scores[PASS_QUERIES];
+    const uint64_t seq = vs->h.seq;
+    for (uint64_t r = begin; r < end; r++) {
+        uint64_t stamp = vs->stamps[r];
+        if (stamp != 0 && stamp <= seq)
+            continue;
+        job->fn(vs->rows + r * vs->row_bytes, (elo_dtype)vs->h.dtype, (int)vs->h.dim, job->q,
+                job->dpad, job->nq, job->l2, scores);
+        int64_t id = vs->ids[r];
+        for (int j = 0; j < job->nq; j++) {
+            float key = job->l2 ? -scores[j] : scores[j];
+            if (key != key)
+                key = -INFINITY;   /* a NaN row (only in a damaged file) ranks last */
+            heap *h = &heaps[j];
+            if (h->size == job->k && key < h->items[0].key)
+                continue;
+            heap_push(h, job->k, (hit){key, id});
+        }
+    }
+}
+
+/* Threads for the scan: $ELOHIM_THREADS, else the online CPUs.
+ *
+ * The scan runs its own short-lived threads rather than elo_pool: the
+ * shared pool's worker start-up reads its argument before elo_pool_new()
+ * has filled it in (a race that crashed searches under load), so until
+ * that is fixed in core this file keeps a private parallel loop. A thread
+ * start costs tens of microseconds, against milliseconds of scanning. */
+static int scan_threads(void)
+{
+    const char *env = getenv("ELOHIM_THREADS");
+    int n = env ? atoi(env) : 0;
+    if (n <= 0)
+        n = elo_cpu_count();
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+typedef struct {
+    void (*fn)(void *arg, int task, int thread);
+    void *arg;
+    atomic_int *next;
+    int task_count, thread;
+} par_worker;
+
+static void *par_worker_main(void *raw)
+{
+    par_worker *w = raw;
+    for (;;) {
+        int t = atomic_fetch_add(w->next, 1);
+        if (t >= w->task_count)
+            break;
+        w->fn(w->arg, t, w->thread);
+    }
+    return NULL;
+}
+
+int elo__vstore_threads(void)
+{
+    return scan_threads();
+}
+
+void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count,
+                          int threads)
+{
+    atomic_int next = 0;
+    if (threads > task_count)
+        threads = task_count;
+    if (threads > 256)
+        threads = 256;
+    par_worker workers[256];
+    pthread_t tids[256];
+    int started = 1;
+    for (int i = 1; i < threads; i++) {
+        workers[i] = (par_worker){fn, arg, &next, task_count, i};
+        if (pthread_create(&tids[i], NULL, par_worker_main, &workers[i]) != 0)
+            break;
+        started++;
+    }
+    workers[0] = (par_worker){fn, arg, &next, task_count, 0};
+    par_worker_main(&workers[0]);
+    for (int i = 1; i < started; i++)
+        pthread_join(tids[i], NULL);
+}
+
+int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count, int k,
+                           int64_t *out_ids, float *out_scores)
+{
+    pick_kernel();
+    int threads = scan_threads();
+    int dim = (int)vs->h.dim;
+    int dpad = (dim + 15) & ~15;
+    uint64_t rows = vs->h.row_count;
+    int per_query = 0;
+
+    scan_job job = {.vs = vs, .fn = kernel_fn, .dpad = dpad, .k = k,
+                    .l2 = vs->h.metric == ELO_VSTORE_L2};
+    uint64_t chunk = rows / ((uint64_t)threads * 16) + 1;
+    job.chunk_rows = chunk < 2048 ? 2048 : chunk;
+    uint64_t tasks = (rows + job.chunk_rows - 1) / job.chunk_rows;
+
+    float *qpad = elo_calloc((size_t)PASS_QUERIES * dpad, sizeof *qpad);
+    job.heaps = elo_calloc((size_t)threads * PASS_QUERIES, sizeof *job.heaps);
+    job.storage = elo_malloc((size_t)threads * PASS_QUERIES * (size_t)k * sizeof *job.storage);
+    hit *merged = elo_malloc((size_t)threads * (size_t)k * sizeof *merged);
+    if (!qpad || !job.heaps || !job.storage || !merged) {
+        elo_free(qpad);
+        elo_free(job.heaps);
+        elo_free(job.storage);
+        elo_free(merged);
+        return elo_seterr(ELO_NOMEM, "out of memory for the search heaps");
+    }
+    job.q = qpad;
+    for (int q0 = 0; q0 < query_count; q0 += PASS_QUERIES) {
+        int nq = ELO_MIN(PASS_QUERIES, query_count - q0);
+        job.nq = nq;
+        for (int j = 0; j < nq; j++)
+            memcpy(qpad + (size_t)j * dpad, queries + (size_t)(q0 + j) * dim,
+                   (size_t)dim * sizeof *qpad);
+        for (int t = 0; t < threads; t++)
+            for (int j = 0; j < PASS_QUERIES; j++) {
+                heap *h = &job.heaps[(size_t)t * PASS_QUERIES + j];
+                h->items = job.storage + ((size_t)t * PASS_QUERIES + j) * (size_t)k;
+                h->size = 0;
+            }
+        elo__vstore_parallel(scan_task, &job, (int)tasks, threads);
+        for (int j = 0; j < nq; j++) {
+            size_t n = 0;
+            for (int t = 0; t < threads; t++) {
+                heap *h = &job.heaps[(size_t)t * PASS_QUERIES + j];
+                memcpy(merged + n, h->items, (size_t)h->size * sizeof *merged);
+                n += (size_t)h->size;
+            }
+            qsort(merged, n, sizeof *merged, cmp_hit);
+            int got = (int)ELO_MIN(n, (size_t)k);
+            int64_t *ids = out_ids + (size_t)(q0 + j) * k;
+            float *scores = out_scores + (size_t)(q0 + j) * k;
+            for (int i = 0; i < got; i++) {
+                ids[i] = merged[i].id;
+                scores[i] = job.l2 ? -merged[i].key : merged[i].key;
+            }
+            if (j == 0 && q0 == 0)
+                per_query = got;
+        }
+    }
+    elo_free(qpad);
+    elo_free(job.heaps);
+    elo_free(job.storage);
+    elo_free(merged);
+    return per_query;
+}
