@@ -213,6 +213,33 @@ __device__ __forceinline__ void score_regs4(const float (&x)[NT], const float *q
     s0 = a0; s1 = a1; s2 = a2; s3 = a3;
 }
 
+/* The canonical score of one row (in registers) against one query. */
+template <bool L2, int NT>
+__device__ __forceinline__ float score_regs1(const float (&x)[NT], const float *q, int dimpad,
+                                             int lane)
+{
+    float acc = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if ((t << 4) >= dimpad)
+            break;
+        float qv = q[(t << 4) + lane];
+        float p;
+        if (L2) {
+            float d = __fsub_rn(x[t], qv);
+            p = __fmul_rn(d, d);
+        } else {
+            p = __fmul_rn(x[t], qv);
+        }
+        acc = __fadd_rn(acc, p);
+    }
+    unsigned mask = 0xffffu << (threadIdx.x & 16);
+#pragma unroll
+    for (int w = 8; w >= 1; w >>= 1)
+        acc = __fadd_rn(acc, __shfl_xor_sync(mask, acc, w));
+    return acc;
+}
+
 /* Offers (key, ids[row]) to query qi's candidates. The id is read only
  * when the key reaches the threshold, which after the first rounds is
  * rare, so the id load stays off the scan's critical path. */
@@ -240,6 +267,12 @@ __device__ __forceinline__ void score_row(const float (&x)[NT], const float *qs,
                                           long long *cid, const float *thr_s,
                                           const long long *thr_id, int *cnt)
 {
+    if (nq == 1) {   /* one query: one chain, no wasted slots */
+        float sc = score_regs1<L2, NT>(x, qs, dimpad, lane);
+        if (lane == 0)
+            offer(L2 ? -sc : sc, row, ids, 0, cap, cs, cid, thr_s, thr_id, cnt);
+        return;
+    }
     for (int qi = 0; qi < nq; qi += 4) {
         float s0, s1, s2, s3;
         score_regs4<L2, NT>(x, qs + (size_t)qi * dimpad, dimpad, lane, s0, s1, s2, s3);
