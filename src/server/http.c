@@ -19,6 +19,7 @@
 #include "elohim/backend.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -320,6 +321,28 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
+/* Percent-decoding for MHD (in place), except that %00 stays as it is: a
+ * NUL would silently cut the path short ("/%00" would read as "/"). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+            unsigned char hex[1];
+            char two[3] = {r[1], r[2], 0};
+            elo__unhex(two, hex, 1);
+            if (hex[0] != 0) {
+                *w++ = (char)hex[0];
+                r += 2;
+                continue;
+            }
+        }
+        *w++ = *r;
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -351,6 +374,7 @@ int elo_server_start(elo_server *s)
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         MHD_OPTION_END);
     if (!s->daemon)
         return elo_seterr(ELO_IO, "cannot listen on %s:%d (address in use, or not allowed)",
