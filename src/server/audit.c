@@ -261,9 +261,12 @@ int elo__audit_open(elo_server *s)
         return rc;
     int64_t entries, bad;
     rc = verify_rows(s->db, s->audit_key, s->audit_count, s->audit_last, &entries, &bad);
-    if (rc < 0)
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", elo_errmsg());
         return elo_seterr(ELO_CORRUPT, "audit log check failed: %s (run `elohim audit verify`)",
-                          elo_errmsg());
+                          why);
+    }
     return ELO_OK;
 }
 
@@ -359,7 +362,7 @@ int elo_audit_verify(const char *data_dir, int64_t *entries, int64_t *bad_id)
     int64_t count = 0;
     int rc = read_key(key_path, key);
     if (rc < 0)
-        return elo_seterr(ELO_CORRUPT, "%s", elo_errmsg());
+        return ELO_CORRUPT;
     rc = read_head(head_path, key, &count, last);
     if (rc == ELO_NOTFOUND)
         return elo_seterr(ELO_CORRUPT, "%s is missing: the chain head is lost", head_path);

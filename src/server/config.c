@@ -123,7 +123,9 @@ int elo_server_config_load(elo_server_config *c, const char *path)
         if (i == 0)
             snprintf(c->data_dir, sizeof c->data_dir, "%s", s);
         else if (i == 1 && (rc = elo_server_config_listen(c, s)) < 0) {
-            rc = elo_seterr(ELO_BADINPUT, "%s: 'listen': %s", path, elo_errmsg());
+            char why[256];
+            snprintf(why, sizeof why, "%s", elo_errmsg());
+            rc = elo_seterr(ELO_BADINPUT, "%s: 'listen': %s", path, why);
             goto out;
         } else if (i == 2)
             snprintf(c->web_root, sizeof c->web_root, "%s", s);
