@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_LABELS 3
@@ -374,8 +375,14 @@ void elo__buf_number(elo_buf *b, double v)
         elo__buf_add(b, v > 0 ? "+Inf" : "-Inf", 4);
     else if (v == (double)(int64_t)v && fabs(v) < 9e15)
         elo__buf_printf(b, "%lld", (long long)v);
-    else
-        elo__buf_printf(b, "%.17g", v);
+    else {
+        /* shortest of %.15g/%.17g that reads back exactly */
+        char t[40];
+        snprintf(t, sizeof t, "%.15g", v);
+        if (strtod(t, NULL) != v)
+            snprintf(t, sizeof t, "%.17g", v);
+        elo__buf_add(b, t, strlen(t));
+    }
 }
 
 static void put_labels(elo_buf *b, const family *f, const series *s, const char *le)
