@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/elohim}
 duration=${DURATION:-10}
-conns=${CONNECTIONS:-32}
+conns=${CONNECTIONS:-16}
 threads=${THREADS:-2}
 command -v wrk >/dev/null || { echo "load-server: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/elohim-load.XXXXXX)
