@@ -26,6 +26,7 @@
 #include <sodium.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ int elo_server_open(const elo_server_config *cfg, elo_server **out)
     if (!s)
         return ELO_NOMEM;
     s->cfg = *cfg;
+    s->lock_fd = -1;
     pthread_mutex_init(&s->db_lock, NULL);
     pthread_mutex_init(&s->audit_lock, NULL);
     pthread_mutex_init(&s->rl.lock, NULL);
@@ -64,6 +66,19 @@ int elo_server_open(const elo_server_config *cfg, elo_server **out)
     int rc = elo_mkdirs(cfg->data_dir, 0700);
     if (rc < 0)
         goto fail;
+    /* One server per data directory: a second one would fork the audit
+     * chain (each keeps the head in memory). */
+    char lock_path[1100];
+    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", cfg->data_dir);
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rc = elo_seterr(ELO_IO, "%s: %s", lock_path, strerror(errno));
+        goto fail;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = elo_seterr(ELO_BUSY, "another elohim serve is using this data directory");
+        goto fail;
+    }
     snprintf(s->db_path, sizeof s->db_path, "%s/elohim.db", cfg->data_dir);
     snprintf(s->key_path, sizeof s->key_path, "%s/audit.key", cfg->data_dir);
     snprintf(s->head_path, sizeof s->head_path, "%s/audit.head", cfg->data_dir);
@@ -104,6 +119,8 @@ void elo_server_free(elo_server *s)
         s->daemon = NULL;
     }
     elo__db_close(s);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);   /* releases the flock */
     sodium_memzero(s->audit_key, sizeof s->audit_key);
     sodium_memzero(s->setup_token, sizeof s->setup_token);
     sem_destroy(&s->hash_slots);

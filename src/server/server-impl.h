@@ -69,6 +69,7 @@ struct elo_server {
     elo_server_config cfg;
     char db_path[1100], key_path[1100], head_path[1100], settings_path[1100];
     char web_real[PATH_MAX];        /* realpath of the web root, "" = none */
+    int lock_fd;                    /* flock'd DIR/serve.lock: one server per dir */
     sqlite3 *db;
     pthread_mutex_t db_lock;        /* one connection, serialized */
     pthread_mutex_t audit_lock;     /* append + head file, one at a time */

@@ -13,6 +13,8 @@ expect_contains "$TMP/err" "ADDR:PORT"
 expect_exit 2 "$BIN" serve --listen 127.0.0.1:70000
 expect_exit 2 "$BIN" serve --listen 999.1.1.1:80
 expect_exit 2 "$BIN" serve extra-argument
+expect_exit 1 "$BIN" serve --data /proc/elohim-data --listen 127.0.0.1:0
+expect_contains "$TMP/err" "/proc/elohim-data"
 expect_exit 2 "$BIN" serve --config "$TMP/missing.json"
 echo '{"max_body_bytes": "big"}' >"$TMP/bad.json"
 expect_exit 2 "$BIN" serve --config "$TMP/bad.json"
@@ -28,6 +30,9 @@ pid=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$TMP/run.out" 2>/dev/null && break; sleep 0.1; done
 expect_contains "$TMP/run.out" "listening on http://127.0.0.1:"
 if grep -qE '^setup token: [0-9a-f]{64}$' "$TMP/run.out"; then ok; else bad "run-main prints the setup token"; fi
+# a second server on the same data directory is refused (one audit chain)
+expect_exit 1 "$BIN" serve --data "$TMP/run-data" --listen 127.0.0.1:0
+expect_contains "$TMP/err" "another elohim serve"
 kill -TERM "$pid"
 if wait "$pid"; then ok; else bad "run-main server exit status"; fi
 if [ -f "$TMP/run-data/elohim.db" ]; then ok; else bad "run-main data dir"; fi

@@ -336,6 +336,8 @@ static void test_router(void **state)
     const char *token = elo_server_setup_token(s);
     assert_non_null(token);
     assert_int_equal(strlen(token), 64);
+    char first_token[65];
+    snprintf(first_token, sizeof first_token, "%s", token);
     json_t *o;
     assert_int_equal(call(s, "GET", "/healthz", NULL, NULL, NULL), 200);
     assert_int_equal(call(s, "GET", "/nope/x", NULL, NULL, NULL), 404);   /* no web root */
@@ -364,7 +366,16 @@ static void test_router(void **state)
     json_t *e = json_array_get(json_object_get(o, "entries"), 0);
     assert_string_equal(json_string_value(json_object_get(e, "action")), "SETUP_ADMIN_CREATED");
     json_decref(o);
+    /* one server per data directory */
+    elo_server *second = NULL;
+    assert_int_equal(elo_server_open(&cfg, &second), ELO_BUSY);
+    assert_null(second);
     elo_server_free(s);
+    assert_int_equal(elo_server_open(&cfg, &second), ELO_OK);
+    /* setup is still pending: a fresh token, the old one is void */
+    assert_non_null(elo_server_setup_token(second));
+    assert_string_not_equal(elo_server_setup_token(second), first_token);
+    elo_server_free(second);
     rmrf(d);
     free(d);
 }
