@@ -7,6 +7,7 @@ connection limit, path traversal on static files, failed-login back-off,
 /metrics, and that secrets never reach the database in plaintext.
 
 usage: e2e.py BIN WORKDIR WEBDIR   (prints one line per failure; exit 1 on any)"""
+import http.client
 import json
 import os
 import re
@@ -42,7 +43,7 @@ def err_code(r):
 data = os.path.join(WORK, "data")
 config = os.path.join(WORK, "config.json")
 with open(config, "w") as f:
-    json.dump({"request_timeout_s": 2, "per_ip_connections": 8, "max_body_bytes": 65536,
+    json.dump({"request_timeout_s": 2, "per_ip_connections": 16, "max_body_bytes": 65536,
                "shutdown_timeout_s": 5, "threads": 4, "some_future_key": 1}, f)
 
 srv = Server(BIN, data, web=WEB, config=config).start()
@@ -268,6 +269,54 @@ check(r.status == 404, "delete twice is 404")
 r = srv.request("GET", "/api/v1/audit?target=%d&action=USER_DELETED" % VIEW_ID, token=ADMIN)
 check(r.status == 200 and len(r.json["entries"]) == 1, "USER_DELETED audited")
 
+# ---- concurrency: parallel reads while users are created and deleted ---------------------------
+errors = []
+
+
+def reader(n):
+    # one keep-alive connection per client (as browsers and scrapers do), so
+    # the per-IP limit sees exactly one connection per thread
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+    for i in range(40):
+        path = ("/api/v1/auth/me", "/api/v1/users", "/metrics", "/api/v1/audit?limit=5")[i % 4]
+        try:
+            conn.request("GET", path, headers={"Authorization": "Bearer " + ADMIN})
+            rr = conn.getresponse()
+            rr.read()
+        except OSError as exc:
+            errors.append((path, str(exc)))
+            break
+        if rr.status != 200:
+            errors.append((path, rr.status))
+    conn.close()
+
+
+def writer():
+    try:
+        writes()
+    except OSError as exc:
+        errors.append(("write", str(exc)))
+
+
+def writes():
+    for i in range(4):
+        rr = srv.request("POST", "/api/v1/users", {"username": "tmp%d" % i, "password": "temporary pass 1",
+                                                   "role": "viewer"}, token=ALICE)
+        if rr.status != 201:
+            errors.append(("create", rr.status))
+            continue
+        rr = srv.request("DELETE", "/api/v1/users/%d" % rr.json["id"], token=ALICE)
+        if rr.status != 200:
+            errors.append(("delete", rr.status))
+
+
+threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)] + [threading.Thread(target=writer)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+check(not errors, "parallel requests all succeed: %r" % errors[:5])
+r = srv.request("HEAD", "/healthz")
+check(r.status == 200 and r.body == b"", "HEAD answers without a body")
+
 # ---- founder break-glass login ------------------------------------------------------------------
 r = srv.request("POST", "/api/v1/auth/login", {"username": "elohim_founder", "password": "not it at all!!"})
 check(r.status == 401, "founder wrong password is 401")
@@ -353,7 +402,7 @@ slow_hdr.close()
 slow_body.close()
 
 # ---- per-IP connection limit --------------------------------------------------------------------
-idle = [srv.connect() for _ in range(8)]
+idle = [srv.connect() for _ in range(16)]
 time.sleep(0.3)
 extra = srv.connect()
 try:
