@@ -189,9 +189,12 @@ static int setup_guard(ctx *c, int need_admin)
     }
     unsigned char a[32], b[32];
     crypto_generichash(a, 32, (const unsigned char *)token, strlen(token), NULL, 0);
+    pthread_mutex_lock(&s->db_lock);   /* the token is cleared under it at completion */
+    int have = s->setup_token[0] != 0;
     crypto_generichash(b, 32, (const unsigned char *)s->setup_token, strlen(s->setup_token),
                        NULL, 0);
-    if (!s->setup_token[0] || sodium_memcmp(a, b, 32) != 0) {
+    pthread_mutex_unlock(&s->db_lock);
+    if (!have || sodium_memcmp(a, b, 32) != 0) {
         elo__resp_error(c->resp, 403, "bad_setup_token",
                         "wrong setup token (it is printed on the server's standard output)");
         return 0;
@@ -375,6 +378,10 @@ static void h_setup_complete(ctx *c)
     int rc = ELO_OK;
     if (step == 4)
         rc = elo__setting_set(s, "setup.complete", "1");
+    if (step == 4 && rc == ELO_OK) {
+        atomic_store(&s->setup_complete, 1);
+        sodium_memzero(s->setup_token, sizeof s->setup_token);
+    }
     pthread_mutex_unlock(&s->db_lock);
     if (step != 4) {
         elo__resp_error(c->resp, 409, "setup_order", "finish step %d first", step);
@@ -384,8 +391,6 @@ static void h_setup_complete(ctx *c)
         internal_error(c, "setup complete");
         return;
     }
-    atomic_store(&s->setup_complete, 1);
-    sodium_memzero(s->setup_token, sizeof s->setup_token);
     elo__audit_append(s, c->who, "SETUP_COMPLETED", -1, NULL);
     elo_info("serve: setup complete");
     elo__resp_json(c->resp, 200, json_pack("{s:b,s:i}", "setup_required", 0, "step", 0));
