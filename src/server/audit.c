@@ -1,0 +1,382 @@
+/* audit.c - the tamper-evident audit log.
+ *
+ * Each row of audit_log carries mac = BLAKE2b-256 keyed with DIR/audit.key
+ * (32 random bytes, mode 0600, never in the database) over the previous
+ * entry's MAC followed by the entry's fields, each as an 8-byte
+ * little-endian length and its bytes (id, ts, actor, actor_name, action,
+ * target, details). The chain head - entry count and last MAC, itself
+ * MAC'd - lives in DIR/audit.head, outside the database. So an edited row
+ * breaks its MAC, a deleted row breaks the next MAC or the id sequence, a
+ * deleted newest row disagrees with the head, and a chain recomputed
+ * without the key matches nothing.
+ *
+ * DESIGN: s->audit_lock serializes appends (row insert, then head write);
+ * the database lock is taken inside it, never the other way round. A crash
+ * between the insert and the head write leaves the head one entry behind:
+ * verification reports it (as it must: it cannot tell that from a
+ * deletion). */
+#include "server-impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char head_magic[] = "elohim-audit-head v1";
+
+static void mac_field(crypto_generichash_state *st, const char *v)
+{
+    uint64_t n = v ? strlen(v) : 0;
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)(n >> (8 * i));
+    crypto_generichash_update(st, len, 8);
+    if (n)
+        crypto_generichash_update(st, (const unsigned char *)v, n);
+}
+
+/* The MAC of one entry chained on `prev`. actor/target may be NULL. */
+static void entry_mac(const unsigned char key[32], const unsigned char prev[ELO_MAC_BYTES],
+                      int64_t id, const char *ts, const char *actor, const char *actor_name,
+                      const char *action, const char *target, const char *details,
+                      unsigned char out[ELO_MAC_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, 32, ELO_MAC_BYTES);
+    crypto_generichash_update(&st, prev, ELO_MAC_BYTES);
+    char idtxt[32];
+    snprintf(idtxt, sizeof idtxt, "%lld", (long long)id);
+    mac_field(&st, idtxt);
+    mac_field(&st, ts);
+    mac_field(&st, actor);
+    mac_field(&st, actor_name);
+    mac_field(&st, action);
+    mac_field(&st, target);
+    mac_field(&st, details);
+    crypto_generichash_final(&st, out, ELO_MAC_BYTES);
+}
+
+static void head_mac(const unsigned char key[32], int64_t count,
+                     const unsigned char last[ELO_MAC_BYTES], unsigned char out[ELO_MAC_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, 32, ELO_MAC_BYTES);
+    mac_field(&st, head_magic);
+    char c[32];
+    snprintf(c, sizeof c, "%lld", (long long)count);
+    mac_field(&st, c);
+    crypto_generichash_update(&st, last, ELO_MAC_BYTES);
+    crypto_generichash_final(&st, out, ELO_MAC_BYTES);
+}
+
+static int read_key(const char *path, unsigned char key[32])
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = elo_read_file(path, 4096, &text, &len);
+    if (rc < 0)
+        return rc;
+    char hex[65] = {0};
+    size_t n = len;
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    if (n != 64) {
+        elo_free(text);
+        return elo_seterr(ELO_CORRUPT, "%s: not a 64-digit hex key", path);
+    }
+    memcpy(hex, text, 64);
+    elo_free(text);
+    if (elo__unhex(hex, key, 32) < 0)
+        return elo_seterr(ELO_CORRUPT, "%s: not a 64-digit hex key", path);
+    return ELO_OK;
+}
+
+static int write_key(const char *path, const unsigned char key[32])
+{
+    char hex[66];
+    elo__hex(key, 32, hex);
+    hex[64] = '\n';
+    hex[65] = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return elo_seterr(ELO_IO, "%s: %s", path, strerror(errno));
+    int rc = elo_pwrite_all(fd, hex, 65, 0);
+    if (rc == ELO_OK && fsync(fd) != 0)
+        rc = elo_seterr(ELO_IO, "%s: fsync: %s", path, strerror(errno));
+    close(fd);
+    if (rc == ELO_OK)
+        rc = elo_fsync_dir_of(path);
+    return rc;
+}
+
+static int write_head(const char *path, const unsigned char key[32], int64_t count,
+                      const unsigned char last[ELO_MAC_BYTES])
+{
+    unsigned char hm[ELO_MAC_BYTES];
+    head_mac(key, count, last, hm);
+    char lasthex[2 * ELO_MAC_BYTES + 1], machex[2 * ELO_MAC_BYTES + 1];
+    elo__hex(last, ELO_MAC_BYTES, lasthex);
+    elo__hex(hm, ELO_MAC_BYTES, machex);
+    char text[512];
+    int n = snprintf(text, sizeof text, "%s\ncount %lld\nlast %s\nmac %s\n", head_magic,
+                     (long long)count, lasthex, machex);
+    return elo_write_file_atomic(path, text, (size_t)n);
+}
+
+/* Reads and authenticates the head. ELO_NOTFOUND when the file is absent. */
+static int read_head(const char *path, const unsigned char key[32], int64_t *count,
+                     unsigned char last[ELO_MAC_BYTES])
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        return ELO_NOTFOUND;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = elo_read_file(path, 4096, &text, &len);
+    if (rc < 0)
+        return rc;
+    char magic[64], lasthex[80], machex[80];
+    long long c = -1;
+    int got = sscanf(text, "%63[^\n]\ncount %lld\nlast %79s\nmac %79s", magic, &c, lasthex, machex);
+    elo_free(text);
+    unsigned char hm[ELO_MAC_BYTES], want[ELO_MAC_BYTES];
+    if (got != 4 || strcmp(magic, head_magic) || c < 0 ||
+        elo__unhex(lasthex, last, ELO_MAC_BYTES) < 0 || elo__unhex(machex, hm, ELO_MAC_BYTES) < 0)
+        return elo_seterr(ELO_CORRUPT, "%s: malformed chain head", path);
+    head_mac(key, c, last, want);
+    if (sodium_memcmp(hm, want, ELO_MAC_BYTES) != 0)
+        return elo_seterr(ELO_CORRUPT, "%s: chain head MAC does not match (edited head or wrong key)",
+                          path);
+    *count = c;
+    return ELO_OK;
+}
+
+/* Walks the whole log. On a bad entry returns ELO_CORRUPT with *bad_id. */
+static int verify_rows(sqlite3 *db, const unsigned char key[32], int64_t head_count,
+                       const unsigned char head_last[ELO_MAC_BYTES], int64_t *entries,
+                       int64_t *bad_id)
+{
+    *entries = 0;
+    *bad_id = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, ts, actor, actor_name, action, target, details, mac"
+                           " FROM audit_log ORDER BY id",
+                           -1, &st, NULL))
+        return elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(db));
+    unsigned char prev[ELO_MAC_BYTES] = {0};
+    int64_t expect = 1;
+    int rc = ELO_OK;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *f[7];
+        for (int i = 1; i < 7; i++)
+            f[i] = sqlite3_column_type(st, i) == SQLITE_NULL
+                       ? NULL
+                       : (const char *)sqlite3_column_text(st, i);
+        const char *machex = (const char *)sqlite3_column_text(st, 7);
+        if (id != expect) {
+            *bad_id = id;
+            rc = elo_seterr(ELO_CORRUPT,
+                            "audit entry %lld: expected id %lld (entry %lld was deleted)",
+                            (long long)id, (long long)expect, (long long)expect);
+            break;
+        }
+        unsigned char want[ELO_MAC_BYTES], got[ELO_MAC_BYTES];
+        entry_mac(key, prev, id, f[1], f[2], f[3], f[4], f[5], f[6], want);
+        if (!machex || elo__unhex(machex, got, ELO_MAC_BYTES) < 0 ||
+            sodium_memcmp(got, want, ELO_MAC_BYTES) != 0) {
+            *bad_id = id;
+            rc = elo_seterr(ELO_CORRUPT,
+                            "audit entry %lld: MAC does not match (entry edited, or the chain "
+                            "before it changed)",
+                            (long long)id);
+            break;
+        }
+        memcpy(prev, want, ELO_MAC_BYTES);
+        expect++;
+        (*entries)++;
+    }
+    if (rc == ELO_OK && step != SQLITE_DONE)
+        rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc < 0)
+        return rc;
+    if (*entries != head_count) {
+        *bad_id = *entries < head_count ? *entries + 1 : head_count + 1;
+        return elo_seterr(ELO_CORRUPT,
+                          "audit log has %lld entries but the chain head records %lld "
+                          "(first bad entry %lld)",
+                          (long long)*entries, (long long)head_count, (long long)*bad_id);
+    }
+    if (sodium_memcmp(prev, head_last, ELO_MAC_BYTES) != 0) {
+        *bad_id = *entries;
+        return elo_seterr(ELO_CORRUPT, "audit entry %lld: does not match the chain head",
+                          (long long)*entries);
+    }
+    return ELO_OK;
+}
+
+int elo__audit_open(elo_server *s)
+{
+    if (sodium_init() < 0)
+        return elo_seterr(ELO_INTERNAL, "libsodium failed to initialize");
+    sqlite3_stmt *st;
+    int64_t rows = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM audit_log", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            rows = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    struct stat sb;
+    if (stat(s->key_path, &sb) != 0) {
+        if (rows > 0 || stat(s->head_path, &sb) == 0)
+            return elo_seterr(ELO_CORRUPT,
+                              "%s is missing but the audit log exists: the chain cannot be "
+                              "verified or extended",
+                              s->key_path);
+        randombytes_buf(s->audit_key, sizeof s->audit_key);
+        int rc = write_key(s->key_path, s->audit_key);
+        if (rc < 0)
+            return rc;
+        memset(s->audit_last, 0, sizeof s->audit_last);
+        s->audit_count = 0;
+        return write_head(s->head_path, s->audit_key, 0, s->audit_last);
+    }
+    if (sb.st_mode & 077) {
+        elo_warn("serve: %s was readable by others; setting mode 0600", s->key_path);
+        chmod(s->key_path, 0600);
+    }
+    int rc = read_key(s->key_path, s->audit_key);
+    if (rc < 0)
+        return rc;
+    rc = read_head(s->head_path, s->audit_key, &s->audit_count, s->audit_last);
+    if (rc == ELO_NOTFOUND)
+        return elo_seterr(ELO_CORRUPT, "%s is missing: the audit chain head is lost",
+                          s->head_path);
+    if (rc < 0)
+        return rc;
+    int64_t entries, bad;
+    rc = verify_rows(s->db, s->audit_key, s->audit_count, s->audit_last, &entries, &bad);
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", elo_errmsg());
+        return elo_seterr(ELO_CORRUPT, "audit log check failed: %s (run `elohim audit verify`)",
+                          why);
+    }
+    return ELO_OK;
+}
+
+int elo__audit_append(elo_server *s, const elo_principal *actor, const char *action,
+                      int64_t target, json_t *details)
+{
+    char ts[32];
+    elo__utc_now(ts);
+    json_t *d = details ? json_deep_copy(details) : json_object();
+    if (!d)
+        return ELO_NOMEM;
+    if (actor && actor->founder)
+        json_object_set_new(d, "founder", json_true());
+    char *dtext = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    if (!dtext)
+        return ELO_NOMEM;
+    char actor_txt[32], target_txt[32];
+    const char *actor_p = NULL, *target_p = NULL;
+    const char *actor_name = actor ? actor->username : "system";
+    if (actor) {
+        snprintf(actor_txt, sizeof actor_txt, "%lld", (long long)actor->user_id);
+        actor_p = actor_txt;
+    }
+    if (target >= 0) {
+        snprintf(target_txt, sizeof target_txt, "%lld", (long long)target);
+        target_p = target_txt;
+    }
+
+    pthread_mutex_lock(&s->audit_lock);
+    int64_t id = s->audit_count + 1;
+    unsigned char mac[ELO_MAC_BYTES];
+    entry_mac(s->audit_key, s->audit_last, id, ts, actor_p, actor_name, action, target_p, dtext,
+              mac);
+    char machex[2 * ELO_MAC_BYTES + 1];
+    elo__hex(mac, ELO_MAC_BYTES, machex);
+    int rc = ELO_OK;
+    pthread_mutex_lock(&s->db_lock);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO audit_log(id, ts, actor, actor_name, action, target,"
+                           " details, mac) VALUES(?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+    } else {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
+        if (actor_p)
+            sqlite3_bind_int64(st, 3, actor->user_id);
+        else
+            sqlite3_bind_null(st, 3);
+        sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
+        if (target_p)
+            sqlite3_bind_int64(st, 6, target);
+        else
+            sqlite3_bind_null(st, 6);
+        sqlite3_bind_text(st, 7, dtext, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->db_lock);
+    if (rc == ELO_OK) {
+        rc = write_head(s->head_path, s->audit_key, id, mac);
+        /* The row is in: the chain moves on even if the head write failed,
+         * so the next append does not reuse the id; the head catches up. */
+        s->audit_count = id;
+        memcpy(s->audit_last, mac, ELO_MAC_BYTES);
+        if (rc < 0)
+            elo_error("serve: audit head not written: %s", elo_errmsg());
+    }
+    pthread_mutex_unlock(&s->audit_lock);
+    free(dtext);
+    return rc;
+}
+
+int elo_audit_verify(const char *data_dir, int64_t *entries, int64_t *bad_id)
+{
+    *entries = 0;
+    *bad_id = 0;
+    if (sodium_init() < 0)
+        return elo_seterr(ELO_INTERNAL, "libsodium failed to initialize");
+    char db_path[1100], key_path[1100], head_path[1100];
+    snprintf(db_path, sizeof db_path, "%s/elohim.db", data_dir);
+    snprintf(key_path, sizeof key_path, "%s/audit.key", data_dir);
+    snprintf(head_path, sizeof head_path, "%s/audit.head", data_dir);
+    struct stat sb;
+    if (stat(db_path, &sb) != 0)
+        return elo_seterr(ELO_NOTFOUND, "%s: no database (is this a data directory?)", db_path);
+    unsigned char key[32], last[ELO_MAC_BYTES];
+    int64_t count = 0;
+    int rc = read_key(key_path, key);
+    if (rc < 0)
+        return ELO_CORRUPT;
+    rc = read_head(head_path, key, &count, last);
+    if (rc == ELO_NOTFOUND)
+        return elo_seterr(ELO_CORRUPT, "%s is missing: the chain head is lost", head_path);
+    if (rc < 0)
+        return ELO_CORRUPT;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = elo_seterr(ELO_SQL, "%s: %s", db_path, db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    rc = verify_rows(db, key, count, last, entries, bad_id);
+    sqlite3_close(db);
+    sodium_memzero(key, sizeof key);
+    return rc;
+}
