@@ -107,13 +107,15 @@ elo_pool *elo_pool_new(int threads)
     }
     for (int i = 1; i < threads; i++) {
         worker_arg *wa = elo_malloc(sizeof *wa);
+        if (wa) {                  /* filled before the thread can read it */
+            wa->pool = p;
+            wa->index = i;
+        }
         if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
             elo_free(wa);
             p->thread_count = i;   /* keep the workers we have */
             break;
         }
-        wa->pool = p;
-        wa->index = i;
     }
     return p;
 }
