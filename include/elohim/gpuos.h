@@ -87,6 +87,7 @@ typedef struct {
     double boot_us;               /* first boot launch to boot complete */
     double last_frames_us;        /* wall time of the last run_frames call */
     uint32_t last_frames;
+    double frames_kernel_us;      /* device time of those frames (no readback) */
     double io_cpu_us;             /* CPU time of the I/O thread so far */
     double io_wall_us;            /* its lifetime so far */
 } elo_gpuos_stats;

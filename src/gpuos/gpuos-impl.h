@@ -112,6 +112,7 @@ struct elo_gpuos {
     uint32_t *slot_turn;            /* atomic, GOS_RING_CAP */
     /* timings */
     double cpu_setup_us, device_init_us, boot_us, last_frames_us;
+    double frames_kernel_us;        /* device time of the last frames (CPU: wall) */
     uint32_t last_frames;
     void *cuda_ctx;                 /* gpuos-cuda.cu state */
     elo_gpuos_app *app_view;        /* scratch for elo_gpuos_apps */

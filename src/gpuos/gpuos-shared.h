@@ -210,7 +210,8 @@ typedef struct {
     uint32_t fault_count;
     uint32_t preempt_total;
     uint32_t io_requests;
-    uint32_t pad0, pad1;
+    uint32_t stop;              /* the host's stop word, read once per frame */
+    uint32_t pad1;
     uint64_t phase_ns[6];       /* [p]: time at the end of phase p; [0] start */
 } gos_boot;
 
@@ -334,6 +335,15 @@ GOS_HD float gos_sin(float x)
 GOS_HD float gos_cos(float x)
 {
     return gos_sin(x + 1.57079632679489661923f);
+}
+
+/* Bytes of content pool reserved for a file of `size` bytes (8-aligned);
+ * 0 for files over the limit (they are rejected without a read). */
+GOS_HD uint64_t gos_room(uint64_t size)
+{
+    if (size > GOS_MAX_FILE)
+        return 0;
+    return (size + 7u) & ~(uint64_t)7u;
 }
 
 /* ---- header validation (the GPU does this on the bytes it loaded) ------- */

@@ -21,9 +21,7 @@
 
 uint64_t gos_pool_room(uint64_t size)
 {
-    if (size > GOS_MAX_FILE)
-        return 0;
-    return (size + 7u) & ~(uint64_t)7u;
+    return gos_room(size);
 }
 
 static double us_since(uint64_t t0) { return (double)(elo_time_ns() - t0) / 1000.0; }
@@ -415,6 +413,8 @@ int elo_gpuos_run_frames(elo_gpuos *os, uint32_t count, const elo_gpuos_input *i
         }
     }
     os->last_frames_us = us_since(t0);
+    if (!os->cuda)
+        os->frames_kernel_us = os->last_frames_us;
     os->last_frames = count;
     return rc;
 }
@@ -445,6 +445,7 @@ void elo_gpuos_get_stats(elo_gpuos *os, elo_gpuos_stats *st)
     st->boot_us = os->boot_us;
     st->last_frames_us = os->last_frames_us;
     st->last_frames = os->last_frames;
+    st->frames_kernel_us = os->frames_kernel_us;
     st->io_cpu_us = (double)gos_io_cpu_ns(&os->io) / 1000.0;
     st->io_wall_us = os->io.running ? us_since(os->io.start_ns) : 0.0;
 }
