@@ -82,7 +82,7 @@ static int walk(gos_fsindex *idx, const char *dir, int depth)
         n++;
     }
     closedir(d);
-    if (rc == ELO_OK)
+    if (rc == ELO_OK && n > 1)
         qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && rc == ELO_OK; i++) {
         size_t len = strlen(dir) + strlen(names[i]) + 2;

@@ -4,7 +4,7 @@
  *
  * DESIGN (CPU path): the calling thread plays the device's block 0 (the
  * one-thread steps: system init, system apps, slot assignment, frame
- * preparation, the z-order plan); the process thread pool plays the other
+ * preparation, the z-order plan); a small thread pool (par.c) plays the other
  * blocks (discovery scan, load requests, one app per task, resolve, one
  * tile row per task). Load requests go through the same request and
  * completion rings as on the GPU, served by the same I/O thread, so the
@@ -167,18 +167,17 @@ static void task_raster(void *arg, int task, int thread)
  * megakernel's frame. */
 static int cpu_frame(elo_gpuos *os, const gos_input *in)
 {
-    elo_pool *pool = elo_pool_global();
     gos_frame_prepare(&os->boot, os->apps, in);
     cpu_job j = {.os = os, .input = in};
-    elo_pool_run(pool, task_app, &j, (int)os->boot.slots);
+    gos_par_run(task_app, &j, (int)os->boot.slots);
     gos_plan_layers(&os->boot, os->apps, os->layers);
     j.chunk = 1024;
-    elo_pool_run(pool, task_resolve, &j, (int)((os->boot.draw_count + 1023) / 1024));
+    gos_par_run(task_resolve, &j, (int)((os->boot.draw_count + 1023) / 1024));
     j.scratch_cap = os->boot.draw_count ? os->boot.draw_count : 1;
-    j.scratch = elo_malloc((size_t)j.scratch_cap * sizeof(uint32_t) * (size_t)elo_pool_size(pool));
+    j.scratch = elo_malloc((size_t)j.scratch_cap * sizeof(uint32_t) * (size_t)gos_par_threads());
     if (!j.scratch)
         return elo_seterr(ELO_NOMEM, "frame: out of memory");
-    elo_pool_run(pool, task_raster, &j, GOS_FB_H / GOS_TILE);
+    gos_par_run(task_raster, &j, GOS_FB_H / GOS_TILE);
     elo_free(j.scratch);
     uint32_t faults = 0, preempts = 0;
     for (uint32_t s = 0; s < os->boot.slots; s++) {
@@ -194,7 +193,6 @@ static int cpu_frame(elo_gpuos *os, const gos_input *in)
 static int cpu_boot(elo_gpuos *os)
 {
     gos_boot *bs = &os->boot;
-    elo_pool *pool = elo_pool_global();
     uint64_t t0 = elo_time_ns();
     bs->phase_ns[0] = 0;
     /* phase 1: system init */
@@ -221,7 +219,7 @@ static int cpu_boot(elo_gpuos *os)
         elo_free(j.hdr);
         return elo_seterr(ELO_NOMEM, "boot: out of memory");
     }
-    elo_pool_run(pool, task_discover, &j, (int)((os->idx.count + j.chunk - 1) / j.chunk));
+    gos_par_run(task_discover, &j, (int)((os->idx.count + j.chunk - 1) / j.chunk));
     uint32_t n = 0;
     uint64_t off = 0;
     for (uint32_t i = 0; i < os->idx.count; i++) {
@@ -237,7 +235,7 @@ static int cpu_boot(elo_gpuos *os)
     bs->phase = 3;
     bs->phase_ns[3] = elo_time_ns() - t0;
     /* phase 4: loading through the I/O thread, validation, install */
-    elo_pool_run(pool, task_load, &j, (int)bs->load_count);
+    gos_par_run(task_load, &j, (int)bs->load_count);
     uint32_t hint = 0;
     for (uint32_t d = 0; d < bs->discovered_count; d++) {
         if (d >= bs->load_count) {
@@ -256,7 +254,7 @@ static int cpu_boot(elo_gpuos *os)
         else if (r != GOS_REASON_OK)
             bs->error_count++;
     }
-    elo_pool_run(pool, task_zero_state, &j, (int)bs->slots);
+    gos_par_run(task_zero_state, &j, (int)bs->slots);
     bs->io_requests = __atomic_load_n(&os->ticket, __ATOMIC_ACQUIRE);
     elo_free(j.flags);
     elo_free(j.hdr);
