@@ -136,6 +136,11 @@ int elo_gpuos_write_png(elo_gpuos *os, const char *path);
 /* Writes RGBA8 pixels as a PNG (libpng). */
 int elo_png_write_rgba(const char *path, const uint8_t *rgba, int width, int height);
 
+/* Copies the last frame's resolved draw list, 6 int32 per draw (x0, y0,
+ * x1, y1, colour, glyph), up to `max` draws; returns the draw count. The
+ * CPU path only (ELO_UNSUPPORTED on CUDA); used by the benchmark's peer. */
+int elo_gpuos_draw_list(elo_gpuos *os, int32_t *out, uint32_t max);
+
 /* Filesystem index alone (for the benchmark): entries under the dirs. */
 int elo_gpuos_index_count(const char *const *dirs, int dir_count, uint32_t *count);
 

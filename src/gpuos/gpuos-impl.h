@@ -37,7 +37,7 @@ uint64_t gos_gpuapp_ext_hash(void);
  * for its ring slot's turn (slot_turn, device memory), writes the request,
  * fences (system scope) and then publishes `seq = ticket + 1`. The I/O
  * thread consumes tickets strictly in order: it polls req[t % cap].seq with
- * backoff (1 us doubling to 1 ms while idle), gathers every consecutive
+ * backoff (1 us doubling to 1 ms; 5 ms after 100 ms idle), gathers every consecutive
  * ready request into a batch, preads each file into staging, copies the
  * batch into the content pool (cudaMemcpyAsync on its own non-blocking
  * stream, then a stream sync; a memcpy on the CPU path), and only then

@@ -1,6 +1,7 @@
 /* io.c - the I/O service thread: serves the device's read requests from
  * the request ring, batching reads into the content pool, and answers in
- * the completion ring. The DESIGN note (who waits on what) is in
+ * the completion ring. While idle it polls with a backoff of 1 us doubling
+ * to 1 ms, and 5 ms once idle for 100 ms. The DESIGN note (who waits on what) is in
  * gpuos-impl.h beside struct gos_io. */
 #include "gpuos/gpuos-impl.h"
 
@@ -68,6 +69,7 @@ static void *io_main(void *arg)
     gos_io *io = arg;
     uint32_t next = 0;          /* next ticket to serve */
     uint64_t backoff = 1000;    /* ns */
+    uint64_t idle_ns = 0;
     uint32_t batch_ticket[IO_BATCH];
     int32_t batch_status[IO_BATCH];
     uint64_t batch_bytes[IO_BATCH];
@@ -104,13 +106,18 @@ static void *io_main(void *arg)
             n++;
         }
         if (n == 0) {
+            /* 1 us doubling to 1 ms; after ~100 ms without work, 5 ms */
             sleep_ns(backoff);
+            idle_ns += backoff;
             if (backoff < 1000000)
                 backoff *= 2;
+            else if (idle_ns > 100000000)
+                backoff = 5000000;
             __atomic_store_n(&io->cpu_ns, elo_thread_cpu_time_ns(), __ATOMIC_RELAXED);
             continue;
         }
         backoff = 1000;
+        idle_ns = 0;
         if (io->sink.flush) {
             int rc = io->sink.flush(io->sink.ctx);
             if (rc < 0) {

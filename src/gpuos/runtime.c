@@ -502,3 +502,21 @@ int elo_gpuos_write_png(elo_gpuos *os, const char *path)
 {
     return elo_png_write_rgba(path, os->fb, GOS_FB_W, GOS_FB_H);
 }
+
+int elo_gpuos_draw_list(elo_gpuos *os, int32_t *out, uint32_t max)
+{
+    if (os->cuda)
+        return elo_seterr(ELO_UNSUPPORTED, "the draw list is kept on the device");
+    uint32_t n = ELO_MIN(max, os->boot.draw_count);
+    for (uint32_t i = 0; i < n; i++) {
+        const gos_draw *d = &os->draws[i];
+        int32_t *o = out + (size_t)i * 6;
+        o[0] = d->x0;
+        o[1] = d->y0;
+        o[2] = d->x1;
+        o[3] = d->y1;
+        o[4] = (int32_t)d->color;
+        o[5] = (int32_t)d->glyph;
+    }
+    return (int)os->boot.draw_count;
+}
