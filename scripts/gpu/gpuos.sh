@@ -67,8 +67,9 @@ for n in range(12):
         elif c < 0.8: L.append(f"{rnd.choice(['addi', 'muli'])} r{d}, r{a}, {rnd.uniform(-3, 3):.6f}")
         elif c < 0.88: L.append(f"movi r{d}, {rnd.uniform(-50, 300):.5f}")
         else:
-            L += [f"muli r0, r{a}, {rnd.uniform(-40, 40):.4f}", "addi r0, r0, 150",
-                  f"muli r1, r{b}, {rnd.uniform(-40, 40):.4f}", "addi r1, r1, 100",
+            L += [f"muli r0, r{a}, {rnd.uniform(-40, 40):.4f}", "abs r0, r0", "movi r14, 290",
+                  "mod r0, r0, r14", f"muli r1, r{b}, {rnd.uniform(-40, 40):.4f}", "abs r1, r1",
+                  "movi r14, 190", "mod r1, r1, r14",
                   f"movi r2, {rnd.randint(1, 80)}", f"movi r3, {rnd.randint(1, 60)}"]
             if rnd.random() < 0.5:
                 L.append("color #%02x%02x%02x%02x" % tuple(rnd.randrange(256) for _ in range(4)))

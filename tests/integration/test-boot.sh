@@ -111,6 +111,14 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 assert a["frame_hash"] != b["frame_hash"] and b["frames"] == 7
 PY
 
+# pixel-exact whatever the number of CPU threads
+ELOHIM_THREADS=1 "$BIN" boot --apps "$TMP/apps" --frames 5 --json > "$TMP/t1.json" 2>/dev/null
+python3 - "$TMP/run1.json" "$TMP/t1.json" <<'PY' && ok || bad "1 thread and N threads draw different frames"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a["frame_hash"] == b["frame_hash"]
+PY
+
 # usage errors and devices
 expect_exit 2 "$BIN" boot --slots 2
 expect_exit 2 "$BIN" boot --frames lots
