@@ -121,6 +121,11 @@ void elo_gpuos_free(elo_gpuos *os);
  * (NULL: none). */
 int elo_gpuos_run_frames(elo_gpuos *os, uint32_t count, const elo_gpuos_input *inputs);
 
+/* Asks a running (or the next) elo_gpuos_run_frames to return after the
+ * frame in progress; safe from another thread or a signal handler. The
+ * request is consumed when run_frames returns. */
+void elo_gpuos_stop(elo_gpuos *os);
+
 void elo_gpuos_get_stats(elo_gpuos *os, elo_gpuos_stats *st);
 /* Installed apps in slot order; returns how many. Pointers inside stay
  * valid until the next call on `os`. */

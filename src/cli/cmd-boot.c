@@ -5,6 +5,7 @@
 #include "elohim/gpuos.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,17 @@ static void print_human(elo_gpuos *os)
     json_decref(o);
 }
 
+/* Ctrl-C during --frames stops the megakernel after the frame in progress;
+ * the run then reports and exports as usual. */
+static elo_gpuos *volatile running_os;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    if (running_os)
+        elo_gpuos_stop(running_os);
+}
+
 int cmd_boot(int argc, char **argv)
 {
     const char *apps_dir = NULL, *png = NULL;
@@ -203,7 +215,14 @@ int cmd_boot(int argc, char **argv)
     if (rc < 0)
         return cli_status_fail("boot", rc);
     if (frames) {
+        running_os = os;
+        struct sigaction sa, old_sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_interrupt;
+        sigaction(SIGINT, &sa, &old_sa);
         rc = elo_gpuos_run_frames(os, frames, NULL);
+        sigaction(SIGINT, &old_sa, NULL);
+        running_os = NULL;
         if (rc < 0) {
             elo_gpuos_free(os);
             return cli_status_fail("boot", rc);

@@ -433,7 +433,7 @@ __global__ void __launch_bounds__(BLOCK) k_frames(gos_dev P, uint32_t count)
     for (uint32_t f = 0; f < count; f++) {
         run_stage(P, ST_PREPARE, f);
         g.sync();
-        if (P.boot->stop)
+        if (*(volatile uint32_t *)&P.boot->stop)
             break;
         for (int st = ST_APPS; st <= ST_FINISH; st++) {
             run_stage(P, st, f);
@@ -580,6 +580,7 @@ extern "C" int elo__gpuos_cuda_boot(elo_gpuos *os)
     P.req = (gos_io_req *)dptr;
     P.cpl = (gos_io_cpl *)(P.req + GOS_RING_CAP);
     P.ctl = (volatile uint32_t *)(P.cpl + GOS_RING_CAP);
+    os->stop_word = (volatile uint32_t *)&ctl[0];
     P.index_count = os->idx.count;
     P.ext_hash = gos_gpuapp_ext_hash();
     P.disc_cap = os->disc_cap;
@@ -660,7 +661,7 @@ extern "C" int elo__gpuos_cuda_frames(elo_gpuos *os, uint32_t count, const gos_i
         CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_frames, dim3(cs->grid), dim3(BLOCK),
                                              args, 0, cs->stream));
     } else {
-        for (uint32_t f = 0; f < count && rc == ELO_OK; f++)
+        for (uint32_t f = 0; f < count && rc == ELO_OK && !*os->stop_word; f++)
             for (int st = ST_PREPARE; st <= ST_FINISH && rc == ELO_OK; st++)
                 rc = launch_stage(cs, st, f);
     }
@@ -686,6 +687,7 @@ extern "C" void elo__gpuos_cuda_free(elo_gpuos *os)
         uint32_t *ctl = (uint32_t *)((gos_io_cpl *)(req + GOS_RING_CAP) + GOS_RING_CAP);
         ((volatile uint32_t *)ctl)[0] = 1; /* stop any running megakernel */
     }
+    os->stop_word = &os->stop_cpu;
     if (cs->stream)
         cudaStreamSynchronize(cs->stream);
     gos_io_stop(&os->io);

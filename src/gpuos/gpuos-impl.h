@@ -115,6 +115,8 @@ struct elo_gpuos {
     double frames_kernel_us;        /* device time of the last frames (CPU: wall) */
     uint32_t last_frames;
     void *cuda_ctx;                 /* gpuos-cuda.cu state */
+    volatile uint32_t *stop_word;   /* host-mapped on CUDA, else &stop_cpu */
+    volatile uint32_t stop_cpu;
     elo_gpuos_app *app_view;        /* scratch for elo_gpuos_apps */
 };
 

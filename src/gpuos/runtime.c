@@ -307,6 +307,7 @@ int elo_gpuos_boot(const elo_gpuos_config *cfg, elo_gpuos **out)
     if (!os)
         return elo_seterr(ELO_NOMEM, "boot: out of memory");
     os->cfg = *cfg;
+    os->stop_word = &os->stop_cpu;
     if (!os->cfg.slots)
         os->cfg.slots = 64;
     if (!os->cfg.budget)
@@ -404,17 +405,25 @@ int elo_gpuos_run_frames(elo_gpuos *os, uint32_t count, const elo_gpuos_input *i
         rc = elo__gpuos_cuda_frames(os, count, (const gos_input *)inputs);
     } else {
         for (uint32_t f = 0; f < count && rc == ELO_OK; f++) {
+            if (*os->stop_word)
+                break;
             gos_input in = {0};
             if (inputs)
                 memcpy(&in, &inputs[f], sizeof in);
             rc = cpu_frame(os, &in);
         }
     }
+    *os->stop_word = 0;
     os->last_frames_us = us_since(t0);
     if (!os->cuda)
         os->frames_kernel_us = os->last_frames_us;
     os->last_frames = count;
     return rc;
+}
+
+void elo_gpuos_stop(elo_gpuos *os)
+{
+    *os->stop_word = 1;
 }
 
 void elo_gpuos_get_stats(elo_gpuos *os, elo_gpuos_stats *st)

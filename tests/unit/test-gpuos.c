@@ -558,6 +558,14 @@ static void test_frames_are_pure(void **state)
     assert_int_equal(elo_gpuos_run_frames(a, 1, &in), ELO_OK);
     elo_gpuos_get_stats(a, &st);
     assert_int_equal(st.focused_slot, 4);
+    /* a stop request ends the next run before its first frame, once */
+    elo_gpuos_stop(b);
+    assert_int_equal(elo_gpuos_run_frames(b, 10, NULL), ELO_OK);
+    elo_gpuos_get_stats(b, &st);
+    assert_int_equal(st.frame, 8);
+    assert_int_equal(elo_gpuos_run_frames(b, 2, NULL), ELO_OK);
+    elo_gpuos_get_stats(b, &st);
+    assert_int_equal(st.frame, 10);
     elo_gpuos_free(a);
     elo_gpuos_free(b);
     remove_dir(dir);
