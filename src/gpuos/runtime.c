@@ -140,26 +140,51 @@ static void task_resolve(void *arg, int task, int thread)
     }
 }
 
+/* One row of tiles. Per tile: the draws touching it, in order, cut short
+ * by the last opaque solid draw covering the whole tile (everything before
+ * it is overwritten anyway); then draw-major over the tile's pixels. Every
+ * pixel still sees the same blends in the same order as on the GPU, so the
+ * result is identical. */
 static void task_raster(void *arg, int task, int thread)
 {
     cpu_job *j = arg;
     elo_gpuos *os = j->os;
     uint32_t *list = j->scratch + (size_t)thread * j->scratch_cap;
     uint32_t *fb = (uint32_t *)os->fb;
+    uint32_t tile[GOS_TILE * GOS_TILE];
     int32_t ty0 = task * GOS_TILE, ty1 = ty0 + GOS_TILE;
     for (int32_t tx0 = 0; tx0 < GOS_FB_W; tx0 += GOS_TILE) {
         int32_t tx1 = tx0 + GOS_TILE;
         uint32_t n = 0;
-        for (uint32_t i = 0; i < os->boot.draw_count; i++)
-            if (gos_draw_overlaps(&os->draws[i], tx0, ty0, tx1, ty1))
-                list[n++] = i;
-        for (int32_t y = ty0; y < ty1; y++)
-            for (int32_t x = tx0; x < tx1; x++) {
-                uint32_t px = 0xff000000u;
-                for (uint32_t k = 0; k < n; k++)
-                    px = gos_shade(&os->draws[list[k]], x, y, px);
-                fb[(size_t)y * GOS_FB_W + x] = px;
+        for (uint32_t i = 0; i < os->boot.draw_count; i++) {
+            const gos_draw *d = &os->draws[i];
+            if (!gos_draw_overlaps(d, tx0, ty0, tx1, ty1))
+                continue;
+            if (!d->glyph && (d->color >> 24) == 255 && d->x0 <= tx0 && d->x1 >= tx1 &&
+                d->y0 <= ty0 && d->y1 >= ty1)
+                n = 0;
+            list[n++] = i;
+        }
+        for (int k = 0; k < GOS_TILE * GOS_TILE; k++)
+            tile[k] = 0xff000000u;
+        for (uint32_t k = 0; k < n; k++) {
+            const gos_draw *d = &os->draws[list[k]];
+            int32_t x0 = ELO_MAX(d->x0, tx0), x1 = ELO_MIN(d->x1, tx1);
+            int32_t y0 = ELO_MAX(d->y0, ty0), y1 = ELO_MIN(d->y1, ty1);
+            int solid = !d->glyph && (d->color >> 24) == 255;
+            for (int32_t y = y0; y < y1; y++) {
+                uint32_t *row = tile + (y - ty0) * GOS_TILE - tx0;
+                if (solid)
+                    for (int32_t x = x0; x < x1; x++)
+                        row[x] = d->color;
+                else
+                    for (int32_t x = x0; x < x1; x++)
+                        row[x] = gos_shade(d, x, y, row[x]);
             }
+        }
+        for (int32_t y = ty0; y < ty1; y++)
+            memcpy(fb + (size_t)y * GOS_FB_W + tx0, tile + (y - ty0) * GOS_TILE,
+                   GOS_TILE * sizeof(uint32_t));
     }
 }
 
