@@ -341,6 +341,7 @@ __device__ static void st_raster(const gos_dev &P)
     __shared__ typename ScanU::TempStorage tu;
     __shared__ gos_draw list[BLOCK];
     __shared__ uint32_t list_n;
+    __shared__ int cover;       /* last opaque draw covering the whole tile */
     const uint32_t tiles_x = GOS_FB_W / GOS_TILE, tiles = tiles_x * (GOS_FB_H / GOS_TILE);
     uint32_t n = P.boot->draw_count;
     for (uint32_t t = blockIdx.x; t < tiles; t += gridDim.x) {
@@ -356,14 +357,23 @@ __device__ static void st_raster(const gos_dev &P)
                 d = P.draws[i];
                 hit = gos_draw_overlaps(&d, tx0, ty0, tx0 + GOS_TILE, ty0 + GOS_TILE);
             }
+            if (threadIdx.x == 0)
+                cover = -1;
+            __syncthreads();
             uint32_t pos, total;
             ScanU(tu).ExclusiveSum(hit, pos, total);
-            if (hit)
+            if (hit) {
                 list[pos] = d;
+                if (!d.glyph && (d.color >> 24) == 255 && d.x0 <= tx0 &&
+                    d.x1 >= tx0 + GOS_TILE && d.y0 <= ty0 && d.y1 >= ty0 + GOS_TILE)
+                    atomicMax(&cover, (int)pos);
+            }
             if (threadIdx.x == 0)
                 list_n = total;
             __syncthreads();
-            for (uint32_t k = 0; k < list_n; k++)
+            /* a covering opaque draw overwrites everything before it */
+            uint32_t k0 = cover >= 0 ? (uint32_t)cover : 0u;
+            for (uint32_t k = k0; k < list_n; k++)
                 pixel = gos_shade(&list[k], px, py, pixel);
             __syncthreads();
         }
