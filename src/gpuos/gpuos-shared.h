@@ -240,6 +240,21 @@ typedef struct {
     uint64_t bytes;         /* bytes placed at dst_off */
 } gos_io_cpl;
 
+/* The CPU and CUDA compilers must agree on these layouts: the host uploads
+ * and downloads them byte for byte. */
+#ifdef __cplusplus
+#define GOS_STATIC_ASSERT(c, m) static_assert(c, m)
+#else
+#define GOS_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+GOS_STATIC_ASSERT(sizeof(gos_fs_entry) == 32, "gos_fs_entry layout");
+GOS_STATIC_ASSERT(sizeof(gos_quad) == 24 && sizeof(gos_draw) == 24, "quad/draw layout");
+GOS_STATIC_ASSERT(sizeof(gos_input) == 16, "gos_input layout");
+GOS_STATIC_ASSERT(sizeof(gos_app) == 128, "gos_app layout");
+GOS_STATIC_ASSERT(sizeof(gos_boot) == 144, "gos_boot layout");
+GOS_STATIC_ASSERT(sizeof(gos_layer) == 36, "gos_layer layout");
+GOS_STATIC_ASSERT(sizeof(gos_io_req) == 24 && sizeof(gos_io_cpl) == 16, "ring layout");
+
 /* ---- small helpers ------------------------------------------------------ */
 
 GOS_HD uint32_t gos_rd32(const uint8_t *p)
