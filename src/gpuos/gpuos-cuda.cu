@@ -27,10 +27,11 @@
  *   raises the host-mapped "boot complete" word.
  *   Frames: prepare (one thread: focus, layout) | apps (a block per app:
  *   thread 0 runs the system app or the VM under its instruction budget)
- *   | plan (one thread: z-order layers) | resolve (a thread per quad) |
- *   raster (a block per 16x16 tile: the draws that touch the tile are
- *   compacted in order into shared memory, each thread blends its pixel)
- *   | finish (one thread: counters, frame++). Each frame starts by reading
+ *   | plan (one thread: z-order layers, counters, frame number) | resolve
+ *   (a thread per quad) | raster (a block per 16x16 tile: the draws that
+ *   touch the tile are compacted in order into shared memory, each thread
+ *   blends its pixel, starting at the last opaque draw covering the tile).
+ *   Each frame starts by reading
  *   the host-mapped stop word into device memory (one thread), so every
  *   block leaves the loop at the same frame and no grid.sync is orphaned.
  * Who waits on what: kernel blocks wait on the I/O thread's completions;
@@ -90,7 +91,7 @@ struct gos_dev {
 
 enum {
     ST_INIT, ST_SYSTEM, ST_DISCOVER, ST_LOAD, ST_INSTALL, ST_ZERO, ST_BOOTED,
-    ST_PREPARE, ST_APPS, ST_PLAN, ST_RESOLVE, ST_RASTER, ST_FINISH, ST_COUNT_
+    ST_PREPARE, ST_APPS, ST_PLAN, ST_RESOLVE, ST_RASTER, ST_COUNT_
 };
 
 __device__ static uint64_t gtime(void)
@@ -321,8 +322,11 @@ __device__ static void st_apps(const gos_dev &P, uint32_t f)
 
 __device__ static void st_plan(const gos_dev &P)
 {
-    if (lead())
-        gos_plan_layers(P.boot, P.apps, P.layers);
+    if (!lead())
+        return;
+    gos_plan_layers(P.boot, P.apps, P.layers);
+    gos_frame_count(P.boot, P.apps);
+    P.ctl[2] = P.boot->frame;
 }
 
 __device__ static void st_resolve(const gos_dev &P)
@@ -381,21 +385,6 @@ __device__ static void st_raster(const gos_dev &P)
     }
 }
 
-__device__ static void st_finish(const gos_dev &P)
-{
-    if (!lead())
-        return;
-    uint32_t faults = 0, preempts = 0;
-    for (uint32_t s = 0; s < P.boot->slots; s++) {
-        faults += P.apps[s].status == GOS_APP_FAULTED;
-        preempts += P.apps[s].preempt_count;
-    }
-    P.boot->fault_count = faults;
-    P.boot->preempt_total = preempts;
-    P.boot->frame++;
-    P.ctl[2] = P.boot->frame;
-}
-
 __device__ static void run_stage(const gos_dev &P, int stage, uint32_t f)
 {
     switch (stage) {
@@ -411,14 +400,13 @@ __device__ static void run_stage(const gos_dev &P, int stage, uint32_t f)
     case ST_PLAN: st_plan(P); break;
     case ST_RESOLVE: st_resolve(P); break;
     case ST_RASTER: st_raster(P); break;
-    case ST_FINISH: st_finish(P); break;
     }
 }
 
 /* The frame stages of one frame, separated by grid barriers. */
 __device__ static void frame_coop(const gos_dev &P, cg::grid_group &g, uint32_t f)
 {
-    for (int st = ST_PREPARE; st <= ST_FINISH; st++) {
+    for (int st = ST_PREPARE; st <= ST_RASTER; st++) {
         run_stage(P, st, f);
         g.sync();
     }
@@ -445,7 +433,7 @@ __global__ void __launch_bounds__(BLOCK) k_frames(gos_dev P, uint32_t count)
         g.sync();
         if (*(volatile uint32_t *)&P.boot->stop)
             break;
-        for (int st = ST_APPS; st <= ST_FINISH; st++) {
+        for (int st = ST_APPS; st <= ST_RASTER; st++) {
             run_stage(P, st, f);
             g.sync();
         }
@@ -622,7 +610,7 @@ extern "C" int elo__gpuos_cuda_boot(elo_gpuos *os)
         for (int st = ST_INIT; st <= ST_ZERO; st++)
             if ((rc = launch_stage(cs, st, 0)) < 0)
                 return rc;
-        for (int st = ST_PREPARE; st <= ST_FINISH; st++)
+        for (int st = ST_PREPARE; st <= ST_RASTER; st++)
             if ((rc = launch_stage(cs, st, 0)) < 0)
                 return rc;
         if ((rc = launch_stage(cs, ST_BOOTED, 0)) < 0)
@@ -672,7 +660,7 @@ extern "C" int elo__gpuos_cuda_frames(elo_gpuos *os, uint32_t count, const gos_i
                                              args, 0, cs->stream));
     } else {
         for (uint32_t f = 0; f < count && rc == ELO_OK && !*os->stop_word; f++)
-            for (int st = ST_PREPARE; st <= ST_FINISH && rc == ELO_OK; st++)
+            for (int st = ST_PREPARE; st <= ST_RASTER && rc == ELO_OK; st++)
                 rc = launch_stage(cs, st, f);
     }
     CUDA_TRY(cudaEventRecord(e1, cs->stream));

@@ -1015,6 +1015,21 @@ GOS_HD void gos_plan_layers(gos_boot *bs, const gos_app *apps, gos_layer *layers
     bs->draw_count = draws;
 }
 
+/* Frame bookkeeping after the apps ran (one thread, with the plan): the
+ * fault and preemption totals and the frame number. Nothing later in the
+ * frame reads bs->frame. */
+GOS_HD void gos_frame_count(gos_boot *bs, const gos_app *apps)
+{
+    uint32_t faults = 0, preempts = 0;
+    for (uint32_t s = 0; s < bs->slots; s++) {
+        faults += apps[s].status == GOS_APP_FAULTED;
+        preempts += apps[s].preempt_count;
+    }
+    bs->fault_count = faults;
+    bs->preempt_total = preempts;
+    bs->frame++;
+}
+
 /* The layer that holds draw `i` (binary search over draw_off). */
 GOS_HD uint32_t gos_find_layer(const gos_layer *layers, uint32_t count, uint32_t i)
 {

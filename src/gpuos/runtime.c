@@ -196,6 +196,7 @@ static int cpu_frame(elo_gpuos *os, const gos_input *in)
     cpu_job j = {.os = os, .input = in};
     gos_par_run(task_app, &j, (int)os->boot.slots);
     gos_plan_layers(&os->boot, os->apps, os->layers);
+    gos_frame_count(&os->boot, os->apps);
     j.chunk = 1024;
     gos_par_run(task_resolve, &j, (int)((os->boot.draw_count + 1023) / 1024));
     j.scratch_cap = os->boot.draw_count ? os->boot.draw_count : 1;
@@ -204,14 +205,6 @@ static int cpu_frame(elo_gpuos *os, const gos_input *in)
         return elo_seterr(ELO_NOMEM, "frame: out of memory");
     gos_par_run(task_raster, &j, GOS_FB_H / GOS_TILE);
     elo_free(j.scratch);
-    uint32_t faults = 0, preempts = 0;
-    for (uint32_t s = 0; s < os->boot.slots; s++) {
-        faults += os->apps[s].status == GOS_APP_FAULTED;
-        preempts += os->apps[s].preempt_count;
-    }
-    os->boot.fault_count = faults;
-    os->boot.preempt_total = preempts;
-    os->boot.frame++;
     return ELO_OK;
 }
 
