@@ -33,6 +33,9 @@ static elo_backend *boot_backend(const char *cmd, elo_device_kind kind)
     return b;
 }
 
+/* Time to create the device context (the backend), measured by cmd_boot. */
+static double context_us;
+
 static json_t *stats_json(elo_gpuos *os)
 {
     elo_gpuos_stats st;
@@ -62,6 +65,7 @@ static json_t *stats_json(elo_gpuos *os)
     json_object_set_new(o, "boot_us", json_real(st.boot_us));
     json_object_set_new(o, "cpu_setup_us", json_real(st.cpu_setup_us));
     json_object_set_new(o, "device_init_us", json_real(st.device_init_us));
+    json_object_set_new(o, "device_context_us", json_real(context_us));
     if (st.last_frames)
         json_object_set_new(o, "frame_us", json_real(st.last_frames_us / st.last_frames));
     json_object_set_new(o, "io_cpu_us", json_real(st.io_cpu_us));
@@ -118,9 +122,11 @@ static void print_human(elo_gpuos *os)
     json_t *v;
     int p = 1;
     json_object_foreach(ph, k, v) printf("  phase %d %-14s %10.1f us\n", p++, k, json_real_value(v));
-    printf("  boot %.1f us (cpu setup %.1f us, device init %.1f us), frames %lld, frame hash %s\n",
+    printf("  boot %.1f us (cpu setup %.1f us, device context %.1f us, device buffers %.1f us), "
+           "frames %lld, frame hash %s\n",
            json_real_value(json_object_get(o, "boot_us")),
            json_real_value(json_object_get(o, "cpu_setup_us")),
+           json_real_value(json_object_get(o, "device_context_us")),
            json_real_value(json_object_get(o, "device_init_us")),
            (long long)json_integer_value(json_object_get(o, "frames")),
            json_string_value(json_object_get(o, "frame_hash")));
@@ -204,9 +210,11 @@ int cmd_boot(int argc, char **argv)
         snprintf(home_apps, sizeof home_apps, "%s/apps", home && *home ? home : ".");
         apps_dir = home_apps;
     }
+    uint64_t t_ctx = elo_time_ns();
     elo_backend *b = boot_backend("boot", kind);
     if (!b)
         return CLI_USAGE;
+    context_us = (double)(elo_time_ns() - t_ctx) / 1000.0;
     const char *dirs[1] = {apps_dir};
     elo_gpuos_config cfg = {.app_dirs = dirs, .app_dir_count = 1, .slots = slots,
                             .load_max = load_max, .budget = budget, .backend = b};
