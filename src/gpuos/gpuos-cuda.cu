@@ -26,7 +26,8 @@
  *   all blocks zero the new apps' state; phase 5 runs the boot frame and
  *   raises the host-mapped "boot complete" word.
  *   Frames: prepare (one thread: focus, layout) | apps (a block per app:
- *   thread 0 runs the system app or the VM under its instruction budget)
+ *   thread 0 runs the VM under its instruction budget, or the Compositor
+ *   or MenuBar; the Dock and WindowChrome use a thread per icon/window)
  *   | plan (one thread: z-order layers, counters, frame number) | resolve
  *   (a thread per quad) | raster (a block per 16x16 tile: the draws that
  *   touch the tile are compacted in order into shared memory, each thread
@@ -308,16 +309,48 @@ __device__ static void st_prepare(const gos_dev &P, uint32_t f)
     gos_frame_prepare(P.boot, P.apps, &in);
 }
 
+/* A block per app. Thread 0 runs a user app's VM, the Compositor or the
+ * MenuBar; the Dock and WindowChrome use the whole block, a thread per
+ * icon or window (each has its own fixed quad run, so the output is the
+ * serial one). */
 __device__ static void st_apps(const gos_dev &P, uint32_t f)
 {
-    if (threadIdx.x != 0)
-        return;
+    __shared__ uint32_t chrome_total;
     gos_input in;
     memset(&in, 0, sizeof in);
     if (P.inputs)
         in = P.inputs[f];
-    for (uint32_t s = blockIdx.x; s < P.boot->slots; s += gridDim.x)
-        gos_run_app(P.boot, P.apps, s, P.pool, P.state + (size_t)s * STATE_WORDS, P.quads, &in);
+    uint32_t slots = P.boot->slots;
+    for (uint32_t s = blockIdx.x; s < slots; s += gridDim.x) {
+        gos_app *a = &P.apps[s];
+        bool wide = a->status == GOS_APP_RUNNING && a->type == GOS_TYPE_SYSTEM &&
+                    (a->sys_kind == GOS_SYS_DOCK || a->sys_kind == GOS_SYS_CHROME);
+        if (!wide) {
+            if (threadIdx.x == 0)
+                gos_run_app(P.boot, P.apps, s, P.pool, P.state + (size_t)s * STATE_WORDS,
+                            P.quads, &in);
+            continue;
+        }
+        gos_quad *qs = P.quads + a->quad_off;
+        if (a->sys_kind == GOS_SYS_DOCK) {
+            for (uint32_t u = threadIdx.x; u < slots; u += blockDim.x)
+                gos_sys_dock_icon(P.boot, P.apps, u, qs, a->quad_cap);
+            if (threadIdx.x == 0)
+                a->quad_count = gos_sys_dock_bar(P.boot, qs, a->quad_cap);
+        } else {
+            if (threadIdx.x == 0)
+                chrome_total = 0;
+            __syncthreads();
+            uint32_t mine = 0;
+            for (uint32_t u = threadIdx.x; u < slots; u += blockDim.x)
+                mine += gos_sys_chrome_window(P.boot, P.apps, u, qs, a->quad_cap);
+            atomicAdd(&chrome_total, mine);
+            __syncthreads();
+            if (threadIdx.x == 0)
+                a->quad_count = chrome_total;
+            __syncthreads();
+        }
+    }
 }
 
 __device__ static void st_plan(const gos_dev &P)

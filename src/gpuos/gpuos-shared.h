@@ -182,7 +182,7 @@ typedef struct {
     uint32_t fault_code;    /* GOS_VM_FAULT_* once faulted */
     uint32_t fault_frame;
     uint32_t last_instr;    /* instructions executed in the last frame */
-    uint32_t pad;
+    uint32_t user_index;    /* k-th user app this frame (window, dock icon) */
     char name[GOS_NAME_LEN];
 } gos_app;
 
@@ -787,6 +787,7 @@ GOS_HD void gos_frame_prepare(gos_boot *bs, gos_app *apps, const gos_input *in)
         if (a->status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
             continue;
         gos_window_origin(k, &a->win_x, &a->win_y);
+        a->user_index = k;
         last_user = (int32_t)s;
         k++;
     }
@@ -878,36 +879,69 @@ GOS_HD uint32_t gos_sys_compositor(const gos_boot *bs, gos_quad *qs, uint32_t ca
     return n;
 }
 
-GOS_HD uint32_t gos_sys_dock(const gos_boot *bs, const gos_app *apps, gos_quad *qs, uint32_t cap)
+/* The Dock: a bar, then exactly three quads per user app at 1 + 3k (its
+ * icon, its initial, the focus mark; empty quads where there is nothing to
+ * draw), so that icons can be drawn in parallel. */
+GOS_HD void gos_dock_geometry(const gos_boot *bs, int32_t *icon, int32_t *total, float *x0,
+                              float *y0)
 {
-    uint32_t n = 0, k = bs->user_count;
-    int32_t icon = k ? (GOS_FB_W - 16) / (int32_t)k : 56;
-    if (icon > 56) icon = 56;
-    int32_t total = k ? icon * (int32_t)k : 56;
-    float x0 = (float)((GOS_FB_W - total) / 2), y0 = (float)(GOS_FB_H - GOS_DOCK_H);
+    uint32_t k = bs->user_count;
+    *icon = k ? (GOS_FB_W - 16) / (int32_t)k : 56;
+    if (*icon > 56) *icon = 56;
+    *total = k ? *icon * (int32_t)k : 56;
+    *x0 = (float)((GOS_FB_W - *total) / 2);
+    *y0 = (float)(GOS_FB_H - GOS_DOCK_H);
+}
+
+GOS_HD uint32_t gos_sys_dock_bar(const gos_boot *bs, gos_quad *qs, uint32_t cap)
+{
+    int32_t icon, total;
+    float x0, y0;
+    gos_dock_geometry(bs, &icon, &total, &x0, &y0);
+    uint32_t n = 0;
     gos_emit(qs, cap, &n, x0 - 8.0f, y0, (float)total + 16.0f, (float)GOS_DOCK_H,
              gos_rgba(30, 30, 38, 220), 0);
-    if (icon < 2)
-        return n;
-    uint32_t j = 0;
-    for (uint32_t s = 0; s < bs->slots && j < k; s++) {
-        const gos_app *a = &apps[s];
-        if (a->vis_status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
-            continue;
-        uint32_t h = gos_name_hash(a->name);
-        float ix = x0 + (float)((int32_t)j * icon);
-        float pad = icon >= 8 ? 4.0f : 0.0f;
-        float isz = (float)icon - 2.0f * pad;
-        gos_emit(qs, cap, &n, ix + pad, y0 + 6.0f, isz, isz > 48.0f ? 48.0f : isz,
-                 a->vis_status == GOS_APP_FAULTED ? gos_rgba(200, 40, 40, 255)
-                 : gos_rgba(80 + (h & 127u), 80 + ((h >> 8) & 127u), 80 + ((h >> 16) & 127u), 255), 0);
-        if (icon >= 24 && a->name[0])
-            gos_emit(qs, cap, &n, ix + pad + isz / 2.0f - 6.0f, y0 + 20.0f, 12.0f, 16.0f,
-                     gos_rgba(255, 255, 255, 255), (uint8_t)a->name[0]);
-        if ((int32_t)s == bs->focused_slot)
-            gos_emit(qs, cap, &n, ix + pad, y0 + 56.0f, isz, 4.0f, gos_rgba(255, 255, 255, 255), 0);
-        j++;
-    }
+    uint64_t want = 1u + 3u * (uint64_t)bs->user_count;
+    return icon < 2 ? n : (uint32_t)(want < cap ? want : cap);
+}
+
+/* Icon of user app `s` (its three quads). */
+GOS_HD void gos_sys_dock_icon(const gos_boot *bs, const gos_app *apps, uint32_t s, gos_quad *qs,
+                              uint32_t cap)
+{
+    const gos_app *a = &apps[s];
+    if (a->vis_status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
+        return;
+    int32_t icon, total;
+    float x0, y0;
+    gos_dock_geometry(bs, &icon, &total, &x0, &y0);
+    uint64_t at = 1u + 3u * (uint64_t)a->user_index;
+    if (icon < 2 || at + 3u > cap)
+        return;
+    uint32_t n = (uint32_t)at, end = (uint32_t)at + 3u;
+    uint32_t h = gos_name_hash(a->name);
+    float ix = x0 + (float)((int32_t)a->user_index * icon);
+    float pad = icon >= 8 ? 4.0f : 0.0f;
+    float isz = (float)icon - 2.0f * pad;
+    gos_emit(qs, end, &n, ix + pad, y0 + 6.0f, isz, isz > 48.0f ? 48.0f : isz,
+             a->vis_status == GOS_APP_FAULTED ? gos_rgba(200, 40, 40, 255)
+             : gos_rgba(80 + (h & 127u), 80 + ((h >> 8) & 127u), 80 + ((h >> 16) & 127u), 255), 0);
+    if (icon >= 24 && a->name[0])
+        gos_emit(qs, end, &n, ix + pad + isz / 2.0f - 6.0f, y0 + 20.0f, 12.0f, 16.0f,
+                 gos_rgba(255, 255, 255, 255), (uint8_t)a->name[0]);
+    else
+        gos_emit(qs, end, &n, 0.0f, 0.0f, 0.0f, 0.0f, 0u, 0);
+    if ((int32_t)s == bs->focused_slot)
+        gos_emit(qs, end, &n, ix + pad, y0 + 56.0f, isz, 4.0f, gos_rgba(255, 255, 255, 255), 0);
+    else
+        gos_emit(qs, end, &n, 0.0f, 0.0f, 0.0f, 0.0f, 0u, 0);
+}
+
+GOS_HD uint32_t gos_sys_dock(const gos_boot *bs, const gos_app *apps, gos_quad *qs, uint32_t cap)
+{
+    uint32_t n = gos_sys_dock_bar(bs, qs, cap);
+    for (uint32_t s = 0; s < bs->slots; s++)
+        gos_sys_dock_icon(bs, apps, s, qs, cap);
     return n;
 }
 
@@ -941,32 +975,45 @@ GOS_HD uint32_t gos_sys_menubar(const gos_boot *bs, const gos_app *apps, gos_qua
 }
 
 /* WindowChrome: border, title bar (red when faulted, blue when focused),
- * close box and title, per user window; records each window's run. */
+ * close box and title, per user window, in a fixed run of
+ * GOS_CHROME_QUADS quads at k * GOS_CHROME_QUADS (k = the window's user
+ * index), so windows can be drawn in parallel. Records each window's run;
+ * returns the quads drawn for this window. */
+GOS_HD uint32_t gos_sys_chrome_window(const gos_boot *bs, gos_app *apps, uint32_t s, gos_quad *qs,
+                                      uint32_t cap)
+{
+    gos_app *a = &apps[s];
+    if (a->vis_status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
+        return 0;
+    uint64_t start = (uint64_t)a->user_index * GOS_CHROME_QUADS;
+    a->chrome_off = (uint32_t)start;
+    a->chrome_count = 0;
+    if (start + GOS_CHROME_QUADS > cap)
+        return 0;
+    uint32_t n = (uint32_t)start, end = n + GOS_CHROME_QUADS;
+    float x = (float)a->win_x, y = (float)a->win_y;
+    int focused = (int32_t)s == bs->focused_slot;
+    uint32_t edge = focused ? gos_rgba(90, 140, 255, 255) : gos_rgba(110, 110, 120, 255);
+    gos_emit(qs, end, &n, x - GOS_BORDER, y - GOS_TITLE_H - GOS_BORDER,
+             GOS_WIN_W + 2 * GOS_BORDER, GOS_WIN_H + GOS_TITLE_H + 2 * GOS_BORDER, edge, 0);
+    uint32_t bar = a->vis_status == GOS_APP_FAULTED ? gos_rgba(190, 40, 40, 255)
+                 : focused ? gos_rgba(50, 90, 200, 255) : gos_rgba(70, 70, 80, 255);
+    gos_emit(qs, end, &n, x, y - GOS_TITLE_H, GOS_WIN_W, GOS_TITLE_H, bar, 0);
+    gos_emit(qs, end, &n, x, y, GOS_WIN_W, GOS_WIN_H, gos_rgba(250, 250, 252, 255), 0);
+    gos_emit(qs, end, &n, x + GOS_WIN_W - 16.0f, y - GOS_TITLE_H + 4.0f, 12.0f, 12.0f,
+             gos_rgba(230, 90, 80, 255), 0);
+    gos_emit_text(qs, end, &n, x + 6.0f, y - GOS_TITLE_H + 2.0f, a->name, GOS_NAME_LEN,
+                  gos_rgba(255, 255, 255, 255), x + GOS_WIN_W - 20.0f);
+    a->chrome_count = n - (uint32_t)start;
+    return a->chrome_count;
+}
+
 GOS_HD uint32_t gos_sys_chrome(const gos_boot *bs, gos_app *apps, gos_quad *qs, uint32_t cap)
 {
-    uint32_t n = 0;
-    for (uint32_t s = 0; s < bs->slots; s++) {
-        gos_app *a = &apps[s];
-        if (a->vis_status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
-            continue;
-        uint32_t start = n;
-        float x = (float)a->win_x, y = (float)a->win_y;
-        int focused = (int32_t)s == bs->focused_slot;
-        uint32_t edge = focused ? gos_rgba(90, 140, 255, 255) : gos_rgba(110, 110, 120, 255);
-        gos_emit(qs, cap, &n, x - GOS_BORDER, y - GOS_TITLE_H - GOS_BORDER,
-                 GOS_WIN_W + 2 * GOS_BORDER, GOS_WIN_H + GOS_TITLE_H + 2 * GOS_BORDER, edge, 0);
-        uint32_t bar = a->vis_status == GOS_APP_FAULTED ? gos_rgba(190, 40, 40, 255)
-                     : focused ? gos_rgba(50, 90, 200, 255) : gos_rgba(70, 70, 80, 255);
-        gos_emit(qs, cap, &n, x, y - GOS_TITLE_H, GOS_WIN_W, GOS_TITLE_H, bar, 0);
-        gos_emit(qs, cap, &n, x, y, GOS_WIN_W, GOS_WIN_H, gos_rgba(250, 250, 252, 255), 0);
-        gos_emit(qs, cap, &n, x + GOS_WIN_W - 16.0f, y - GOS_TITLE_H + 4.0f, 12.0f, 12.0f,
-                 gos_rgba(230, 90, 80, 255), 0);
-        gos_emit_text(qs, cap, &n, x + 6.0f, y - GOS_TITLE_H + 2.0f, a->name, GOS_NAME_LEN,
-                      gos_rgba(255, 255, 255, 255), x + GOS_WIN_W - 20.0f);
-        a->chrome_off = start;
-        a->chrome_count = n - start;
-    }
-    return n;
+    uint32_t total = 0;
+    for (uint32_t s = 0; s < bs->slots; s++)
+        total += gos_sys_chrome_window(bs, apps, s, qs, cap);
+    return total;
 }
 
 /* ---- z-order plan (one thread) and resolve (parallel) ------------------ */
