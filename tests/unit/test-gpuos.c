@@ -527,6 +527,22 @@ static void test_boot_endless_loop_and_oob(void **state)
     elo_gpuos_get_stats(os, &st);
     assert_int_equal(st.fault_count, 1);
     assert_int_equal(st.frame, 5);
+    /* WindowChrome: the faulted app's title bar is red, the focused one's
+     * blue, the other grey (windows on a 3-column grid from x = 60) */
+    int w, h;
+    const uint8_t *fb = elo_gpuos_framebuffer(os, &w, &h);
+    const uint8_t *spin = fb + ((size_t)50 * w + 60 + 250) * 4;
+    const uint8_t *wild = fb + ((size_t)50 * w + 460 + 250) * 4;
+    const uint8_t *counter = fb + ((size_t)50 * w + 860 + 250) * 4;
+    assert_int_equal(spin[0], 70);
+    assert_int_equal(wild[0], 190);
+    assert_int_equal(wild[1], 40);
+    assert_int_equal(counter[2], 200);
+    /* the counter's red quad at (1, 2) inside its content, which starts at
+     * (860, 68) */
+    const uint8_t *quad = fb + ((size_t)(68 + 2) * w + 860 + 1) * 4;
+    assert_int_equal(quad[0], 255);
+    assert_int_equal(quad[1], 0);
     /* the faulted app's neighbours were not written: the counter's state
      * advanced once per frame, visible as its quad still being drawn */
     elo_gpuos_free(os);
