@@ -117,7 +117,6 @@ struct elo_gpuos {
     void *cuda_ctx;                 /* gpuos-cuda.cu state */
     volatile uint32_t *stop_word;   /* host-mapped on CUDA, else &stop_cpu */
     volatile uint32_t stop_cpu;
-    elo_gpuos_app *app_view;        /* scratch for elo_gpuos_apps */
 };
 
 /* CUDA side (gpuos-cuda.cu); NULL without CUDA. The CUDA boot fills the

@@ -313,7 +313,6 @@ void elo_gpuos_free(elo_gpuos *os)
     elo_free(os->req);
     elo_free(os->cpl);
     elo_free(os->slot_turn);
-    elo_free(os->app_view);
     elo_free(os);
 }
 
@@ -367,9 +366,7 @@ int elo_gpuos_boot(const elo_gpuos_config *cfg, elo_gpuos **out)
     os->disc_reason = elo_calloc(cap1, sizeof(int32_t));
     os->disc_off = elo_calloc(cap1, sizeof(uint64_t));
     os->fb = elo_calloc((size_t)GOS_FB_W * GOS_FB_H, 4);
-    os->app_view = elo_calloc(slots, sizeof(elo_gpuos_app));
-    if (!os->apps || !os->bitmap || !os->disc || !os->disc_reason || !os->disc_off || !os->fb ||
-        !os->app_view) {
+    if (!os->apps || !os->bitmap || !os->disc || !os->disc_reason || !os->disc_off || !os->fb) {
         elo_gpuos_free(os);
         return elo_seterr(ELO_NOMEM, "boot: out of memory");
     }
