@@ -587,6 +587,73 @@ static void test_frames_are_pure(void **state)
     remove_dir(dir);
 }
 
+/* The CUDA raster's algorithm, run here in C: per 16x16 tile, the draws in
+ * chunks of 256, compacted in order; each pixel starts at the last opaque
+ * draw of the chunk that covers the whole tile. It must give the CPU
+ * path's framebuffer exactly. */
+static void test_gpu_raster_algorithm(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    write_app(dir, "a.gpuapp", counter_src);
+    write_app(dir, "b.gpuapp", ".name \"Glass\"\n.threads 3\nlane r5\nmuli r0, r5, 60\n"
+                               "movi r1, 20\nmovi r2, 150\nmovi r3, 120\ncolor #20c04060\nquad r0\n"
+                               "addi r0, r0, 10\nmovi r2, 12\nmovi r3, 16\ncolor #ffffffc0\n"
+                               "glyph r0, 'G'\nhalt\n");
+    for (int i = 0; i < 30; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%02d.gpuapp", i);
+        write_app(dir, name, counter_src);
+    }
+    elo_gpuos *os = boot_dir(dir, 64);
+    assert_int_equal(elo_gpuos_run_frames(os, 3, NULL), ELO_OK);
+    uint32_t max = 1u << 16;
+    int32_t *raw = malloc((size_t)max * 24);
+    int n = elo_gpuos_draw_list(os, raw, max);
+    assert_true(n > 256); /* more than one chunk */
+    int w, h;
+    const uint8_t *fb = elo_gpuos_framebuffer(os, &w, &h);
+    gos_draw *d = malloc((size_t)n * sizeof *d);
+    for (int i = 0; i < n; i++) {
+        d[i].x0 = raw[i * 6]; d[i].y0 = raw[i * 6 + 1];
+        d[i].x1 = raw[i * 6 + 2]; d[i].y1 = raw[i * 6 + 3];
+        d[i].color = (uint32_t)raw[i * 6 + 4]; d[i].glyph = (uint32_t)raw[i * 6 + 5];
+    }
+    long mismatches = 0;
+    gos_draw list[256];
+    for (int ty = 0; ty < h; ty += GOS_TILE)
+        for (int tx = 0; tx < w; tx += GOS_TILE) {
+            uint32_t px[GOS_TILE * GOS_TILE];
+            for (int k = 0; k < GOS_TILE * GOS_TILE; k++)
+                px[k] = 0xff000000u;
+            for (int c = 0; c < n; c += 256) {
+                int m = 0, cover = -1;
+                for (int t = 0; t < 256 && c + t < n; t++) {
+                    const gos_draw *e = &d[c + t];
+                    if (!gos_draw_overlaps(e, tx, ty, tx + GOS_TILE, ty + GOS_TILE))
+                        continue;
+                    if (!e->glyph && (e->color >> 24) == 255 && e->x0 <= tx &&
+                        e->x1 >= tx + GOS_TILE && e->y0 <= ty && e->y1 >= ty + GOS_TILE)
+                        cover = m;
+                    list[m++] = *e;
+                }
+                for (int k = 0; k < GOS_TILE * GOS_TILE; k++)
+                    for (int q = cover >= 0 ? cover : 0; q < m; q++)
+                        px[k] = gos_shade(&list[q], tx + k % GOS_TILE, ty + k / GOS_TILE, px[k]);
+            }
+            for (int k = 0; k < GOS_TILE * GOS_TILE; k++) {
+                uint32_t want;
+                memcpy(&want, fb + ((size_t)(ty + k / GOS_TILE) * w + tx + k % GOS_TILE) * 4, 4);
+                mismatches += want != px[k];
+            }
+        }
+    assert_int_equal(mismatches, 0);
+    free(d);
+    free(raw);
+    elo_gpuos_free(os);
+    remove_dir(dir);
+}
+
 static void test_ring_wraps(void **state)
 {
     (void)state;
@@ -653,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_boot_more_apps_than_slots),
         cmocka_unit_test(test_boot_endless_loop_and_oob),
         cmocka_unit_test(test_frames_are_pure),
+        cmocka_unit_test(test_gpu_raster_algorithm),
         cmocka_unit_test(test_ring_wraps),
         cmocka_unit_test(test_png),
     };
