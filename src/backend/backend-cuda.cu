@@ -4,6 +4,7 @@
  * the CUDA runtime itself is linked statically and loads the driver
  * library lazily, so a machine without a driver starts us just as fast. */
 #include "backend-impl.h"
+#include "cuda-try.h"
 
 #include <cublas_api.h>
 #include <cuda_runtime.h>
@@ -11,13 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CUDA_TRY(call)                                                      \
-    do {                                                                    \
-        cudaError_t err_ = (call);                                          \
-        if (err_ != cudaSuccess)                                            \
-            return elo_seterr(ELO_DEVICE, "%s: %s", #call,                  \
-                              cudaGetErrorString(err_));                    \
-    } while (0)
 
 /* The cuBLAS functions we use, resolved at run time. */
 typedef cublasStatus_t (*cublas_create_fn)(cublasHandle_t *);

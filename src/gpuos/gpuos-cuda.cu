@@ -49,15 +49,9 @@
 #include <string.h>
 #include <time.h>
 
-namespace cg = cooperative_groups;
+#include "backend/cuda-try.h"
 
-#define CUDA_TRY(call)                                                      \
-    do {                                                                    \
-        cudaError_t err_ = (call);                                          \
-        if (err_ != cudaSuccess)                                            \
-            return elo_seterr(ELO_DEVICE, "%s: %s", #call,                  \
-                              cudaGetErrorString(err_));                    \
-    } while (0)
+namespace cg = cooperative_groups;
 
 #define BLOCK 256
 #define STATE_WORDS (GOS_MAX_STATE / 4u)

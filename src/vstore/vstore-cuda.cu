@@ -30,6 +30,7 @@
 #include "vstore-cuda.h"
 
 #include "elohim/core.h"
+#include "backend/cuda-try.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -39,13 +40,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CUDA_TRY(call)                                                      \
-    do {                                                                    \
-        cudaError_t err_ = (call);                                          \
-        if (err_ != cudaSuccess)                                            \
-            return elo_seterr(ELO_DEVICE, "%s: %s", #call,                  \
-                              cudaGetErrorString(err_));                    \
-    } while (0)
 
 enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
 
@@ -156,6 +150,64 @@ __device__ __forceinline__ float half_warp_score(const T *row, const float *q, i
     for (int w = 8; w >= 1; w >>= 1)
         acc = __fadd_rn(acc, __shfl_xor_sync(mask, acc, w));
     return acc;
+}
+
+/* Per-block candidate lists in shared memory, one per query: keys, ids,
+ * counts and the k-th best so far (the insertion threshold). */
+struct cand_lists {
+    float *s;
+    long long *id;
+    int *cnt;
+    float *thr_s;
+    long long *thr_id;
+    int cap;
+};
+
+/* Sorts query qi's list and keeps its k best; raises the threshold once k
+ * are held. Every thread of the block must call it. */
+__device__ void cand_compact(const cand_lists &c, int qi, int k)
+{
+    float *s = c.s + (size_t)qi * c.cap;
+    long long *id = c.id + (size_t)qi * c.cap;
+    for (int i = c.cnt[qi] + threadIdx.x; i < c.cap; i += blockDim.x) {
+        s[i] = -INFINITY;
+        id[i] = LLONG_MAX;
+    }
+    __syncthreads();
+    bitonic_sort(s, id, c.cap);
+    if (threadIdx.x == 0) {
+        int n = min(c.cnt[qi], k);
+        c.cnt[qi] = n;
+        if (n == k) {
+            c.thr_s[qi] = s[k - 1];
+            c.thr_id[qi] = id[k - 1];
+        }
+    }
+    __syncthreads();
+}
+
+/* After a round: compacts every list that could not take another round of
+ * `round` inserts. Reads counts after a barrier, so the choice is uniform. */
+__device__ void cand_make_room(const cand_lists &c, int nq, int k, int round)
+{
+    for (int qi = 0; qi < nq; qi++)
+        if (c.cnt[qi] > c.cap - round)
+            cand_compact(c, qi, k);
+}
+
+/* Writes each query's k best to this block's slot of the partial lists. */
+__device__ void cand_write(const cand_lists &c, int nq, int q_first, int k, float *part_s,
+                           long long *part_id)
+{
+    for (int qi = 0; qi < nq; qi++) {
+        cand_compact(c, qi, k);
+        size_t out = ((size_t)(q_first + qi) * gridDim.x + blockIdx.x) * k;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) {
+            part_s[out + i] = c.s[(size_t)qi * c.cap + i];
+            part_id[out + i] = c.id[(size_t)qi * c.cap + i];
+        }
+        __syncthreads();
+    }
 }
 
 /* ---- exact scan ----------------------------------------------------------- */
@@ -311,6 +363,7 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     float *thr_s = (float *)(smem + off);
     off += (size_t)qb * sizeof(float);
     int *cnt = (int *)(smem + off);
+    const cand_lists cl = {cs, cid, cnt, thr_s, thr_id, cap};
 
     for (int i = threadIdx.x; i < qslots * dimpad; i += blockDim.x) {
         int qi = i / dimpad, d = i % dimpad;
@@ -369,46 +422,10 @@ scan_topk(const T *__restrict__ rows, const int64_t *__restrict__ ids,
             }
         }
         __syncthreads();
-        for (int qi = 0; qi < nq; qi++) {
-            if (cnt[qi] > cap - ROUND) {             /* uniform: read after a barrier */
-                float *s = cs + (size_t)qi * cap;
-                long long *id = cid + (size_t)qi * cap;
-                for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
-                    s[i] = -INFINITY;
-                    id[i] = LLONG_MAX;
-                }
-                __syncthreads();
-                bitonic_sort(s, id, cap);
-                if (threadIdx.x == 0) {
-                    int c = min(cnt[qi], k);
-                    cnt[qi] = c;
-                    if (c == k) {
-                        thr_s[qi] = s[k - 1];
-                        thr_id[qi] = id[k - 1];
-                    }
-                }
-                __syncthreads();
-            }
-        }
+        cand_make_room(cl, nq, k, ROUND);
     }
 
-    /* Final per-block top-k of every query. */
-    for (int qi = 0; qi < nq; qi++) {
-        float *s = cs + (size_t)qi * cap;
-        long long *id = cid + (size_t)qi * cap;
-        for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
-            s[i] = -INFINITY;
-            id[i] = LLONG_MAX;
-        }
-        __syncthreads();
-        bitonic_sort(s, id, cap);
-        size_t out = ((size_t)(q_first + qi) * gridDim.x + blockIdx.x) * k;
-        for (int i = threadIdx.x; i < k; i += blockDim.x) {
-            part_s[out + i] = s[i];
-            part_id[out + i] = id[i];
-        }
-        __syncthreads();
-    }
+    cand_write(cl, nq, q_first, k, part_s, part_id);
 }
 
 /* The fused scan with shared-memory staging, for rows whose width is a
@@ -464,6 +481,7 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
     off += (size_t)qb * sizeof(float);
     int *cnt = (int *)(smem + off);
     uint8_t *live_s = (uint8_t *)(cnt + qb);   /* [2][ROUND] */
+    const cand_lists cl = {cs, cid, cnt, thr_s, thr_id, cap};
 
     const int lane = threadIdx.x & 15;
     const int half = threadIdx.x >> 4;
@@ -536,47 +554,12 @@ scan_tiles(const T *__restrict__ rows, const int64_t *__restrict__ ids,
         if (threadIdx.x < ROUND)
             live_s[(buf ^ 1) * ROUND + threadIdx.x] = next_live;
         __syncthreads();           /* the tile is free for the next prefetch */
-        for (int qi = 0; qi < nq; qi++) {
-            if (cnt[qi] > cap - ROUND) {
-                float *s = cs + (size_t)qi * cap;
-                long long *id = cid + (size_t)qi * cap;
-                for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
-                    s[i] = -INFINITY;
-                    id[i] = LLONG_MAX;
-                }
-                __syncthreads();
-                bitonic_sort(s, id, cap);
-                if (threadIdx.x == 0) {
-                    int c = min(cnt[qi], k);
-                    cnt[qi] = c;
-                    if (c == k) {
-                        thr_s[qi] = s[k - 1];
-                        thr_id[qi] = id[k - 1];
-                    }
-                }
-                __syncthreads();
-            }
-        }
+        cand_make_room(cl, nq, k, ROUND);
     }
     cp_async_wait_all();
     __syncthreads();
 
-    for (int qi = 0; qi < nq; qi++) {
-        float *s = cs + (size_t)qi * cap;
-        long long *id = cid + (size_t)qi * cap;
-        for (int i = cnt[qi] + threadIdx.x; i < cap; i += blockDim.x) {
-            s[i] = -INFINITY;
-            id[i] = LLONG_MAX;
-        }
-        __syncthreads();
-        bitonic_sort(s, id, cap);
-        size_t out = ((size_t)(q_first + qi) * gridDim.x + blockIdx.x) * k;
-        for (int i = threadIdx.x; i < k; i += blockDim.x) {
-            part_s[out + i] = s[i];
-            part_id[out + i] = id[i];
-        }
-        __syncthreads();
-    }
+    cand_write(cl, nq, q_first, k, part_s, part_id);
 }
 
 /* Shared memory of scan_tiles beyond scan_smem_bytes: two tiles. */
