@@ -48,20 +48,30 @@ endif
 
 BIN := $(BUILD)/elohim
 
+# Quiet by default; `make V=1` shows the commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all test unit-tests integration-tests asan bench fuzz run model deps \
         clean bundle gpu-check check-cuda-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(CU_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(CUDA_LIBS) $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CUDA_LIBS) $(LIBS)
 
 # ---- tests ---------------------------------------------------------------
 UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
@@ -69,7 +79,8 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(CU_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB_OBJS) $(CU_OBJS) $(CUDA_LIBS) $(LIBS) -lcmocka
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB_OBJS) $(CU_OBJS) $(CUDA_LIBS) $(LIBS) -lcmocka
 
 deps:
 	@scripts/install-deps.sh
