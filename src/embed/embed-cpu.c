@@ -6,7 +6,7 @@
  * DESIGN: the calling thread runs the layers in order. GEMMs run on
  * OpenBLAS's own threads. Element-wise passes (embedding gather +
  * LayerNorm, bias + GELU, LayerNorm) and attention (one task per sequence
- * and head) run on the process-wide elo_pool, the caller taking part;
+ * and head) run on the encoder's pool (embed-pool.c), the caller taking part;
  * small passes run on the caller alone, where waking workers would cost
  * more than the work. Biases and residuals are folded into the GEMMs: the
  * output is first filled with bias (+ residual) and the GEMM accumulates
@@ -140,8 +140,7 @@ static void pass_task(void *arg, int task, int thread)
 static void run_pass(pass_job *j)
 {
     size_t work = (size_t)j->rows * j->cols;
-    elo_pool *pool = work >= PARALLEL_MIN_FLOATS ? elo_pool_global() : NULL;
-    int threads = pool ? elo_pool_size(pool) : 1;
+    int threads = work >= PARALLEL_MIN_FLOATS ? elo__embed_threads() : 1;
     if (threads <= 1) {
         pass_rows(j, 0, j->rows);
         return;
@@ -149,7 +148,7 @@ static void run_pass(pass_job *j)
     int tasks = ELO_MIN(j->rows, threads * 4);
     j->chunk = (j->rows + tasks - 1) / tasks;
     tasks = (j->rows + j->chunk - 1) / j->chunk;
-    elo_pool_run(pool, pass_task, j, tasks);
+    elo__embed_parallel(pass_task, j, tasks);
 }
 
 /* ---- attention ------------------------------------------------------------ */
@@ -306,7 +305,7 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
             return elo_seterr(ELO_BADINPUT, "token id %d is outside the vocabulary (%d)",
                               (int)ids[t], in->vocab_size);
     int T = (int)total;
-    int threads = elo_pool_size(elo_pool_global());
+    int threads = elo__embed_threads();
     int d = H / in->heads;
     size_t need = (size_t)T * (size_t)(H + 3 * H + H + I) +
                   (size_t)threads * (size_t)max_len * (size_t)(d + 1) + 2 * (size_t)T + count;
@@ -351,7 +350,7 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
             for (int t = 0; t < tasks; t++)
                 attn_task(&aj, t, 0);
         else
-            elo_pool_run(elo_pool_global(), attn_task, &aj, tasks);
+            elo__embed_parallel(attn_task, &aj, tasks);
         /* x = LN(x + ctx Wo^T + bo) */
         pass_job addb = {.kind = PASS_ADD_BIAS, .x = x, .rows = T, .cols = H, .b = L->ao_b};
         run_pass(&addb);

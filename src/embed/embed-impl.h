@@ -94,6 +94,15 @@ struct elo_embed_model {
     elo_arena *arena;            /* owns the f32 weights */
 };
 
+/* ---- thread pool (embed-pool.c) ------------------------------------------ */
+
+typedef void (*elo__embed_task_fn)(void *arg, int task, int thread);
+/* Runs fn(arg, task, thread) for every task in [0, task_count) on the
+ * encoder's pool (the caller takes part) and returns when all are done;
+ * `thread` < elo__embed_threads() indexes per-thread scratch. */
+void elo__embed_parallel(elo__embed_task_fn fn, void *arg, int task_count);
+int elo__embed_threads(void);
+
 /* ---- CPU kernels (embed-cpu.c) ------------------------------------------ */
 
 /* The CPU encoder for one packed batch: `count` sequences whose ids lie
