@@ -48,20 +48,22 @@ static inline float exp_neg(float x)
 
 void elo__layernorm_rows(float *x, int rows, int cols, const float *g, const float *b, float eps)
 {
+    /* Statistics in double: a row with a large common offset keeps its
+     * small deviations (a float mean would round them away). */
     for (int r = 0; r < rows; r++) {
         float *v = x + (size_t)r * cols;
         double sum = 0;
         for (int c = 0; c < cols; c++)
             sum += v[c];
-        float mean = (float)(sum / cols);
+        double mean = sum / cols;
         double var = 0;
         for (int c = 0; c < cols; c++) {
-            float d = v[c] - mean;
-            var += (double)d * d;
+            double d = v[c] - mean;
+            var += d * d;
         }
-        float inv = (float)(1.0 / sqrt(var / cols + eps));
+        double inv = 1.0 / sqrt(var / cols + eps);
         for (int c = 0; c < cols; c++)
-            v[c] = (v[c] - mean) * inv * g[c] + b[c];
+            v[c] = (float)((v[c] - mean) * inv) * g[c] + b[c];
     }
 }
 

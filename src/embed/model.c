@@ -75,8 +75,10 @@ int elo__bert_config_parse(const char *file, const char *text, size_t len, elo_e
     json_t *eps = json_object_get(o, "layer_norm_eps");
     info->layer_norm_eps = 1e-12f;
     if (eps) {
-        if (!json_is_number(eps) || json_number_value(eps) <= 0 || json_number_value(eps) > 1) {
-            rc = elo_seterr(ELO_CORRUPT, "%s: layer_norm_eps must be a number in (0, 1]", file);
+        if (!json_is_number(eps) || !(json_number_value(eps) >= 1e-30) ||
+            json_number_value(eps) > 1) {
+            rc = elo_seterr(ELO_CORRUPT, "%s: layer_norm_eps must be a number in [1e-30, 1]",
+                            file);
             goto out;
         }
         info->layer_norm_eps = (float)json_number_value(eps);
