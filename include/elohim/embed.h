@@ -123,6 +123,10 @@ int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *
 int elo_embedder_run_texts(elo_embedder *e, const char *const *texts, const size_t *lens,
                            int count, float *out, int32_t **ids_out, int *ids_len);
 
+/* Threads the CPU encoder uses for element-wise passes and attention
+ * ($ELOHIM_THREADS, else the online CPUs). */
+int elo_embed_cpu_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -141,3 +141,5 @@ void elo__embed_parallel(elo__embed_task_fn fn, void *arg, int task_count)
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->run_lock);
 }
+
+int elo_embed_cpu_threads(void) { return elo__embed_threads(); }
