@@ -232,8 +232,13 @@ int cmd_embed(int argc, char **argv)
             work += (double)strlen(argv[i]) / 4 + 2;
     }
     elo_device_kind chosen = kind;
-    if (kind == ELO_DEVICE_AUTO && prec != ELO_DTYPE_F32)
-        chosen = ELO_DEVICE_CUDA; /* half precision only exists on the GPU */
+    if (kind == ELO_DEVICE_AUTO && prec != ELO_DTYPE_F32) {
+        /* Half precision only exists on the GPU. */
+        if (!elo_gpu_available())
+            return cli_fail(CLI_USAGE, "embed", "--precision %s needs a GPU and none is usable; "
+                            "the CPU computes in f32 (use --precision f32)", precision);
+        chosen = ELO_DEVICE_CUDA;
+    }
     elo_backend *b = cli_backend("embed", chosen, ELO_OP_EMBED, work);
     if (!b)
         return CLI_USAGE;
