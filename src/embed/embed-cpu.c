@@ -20,16 +20,15 @@
 /* Below this many floats of work an element-wise pass stays on the caller. */
 #define PARALLEL_MIN_FLOATS 16384
 
-float elo__gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
-/* exp(x) for x <= 0 (softmax after subtracting the max), written so the
- * compiler vectorizes it: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-7
- * Taylor polynomial (relative error < 2e-8 there), 2^n through the exponent
- * bits. Inputs below -87 give 0. */
+/* exp(x) for x <= 0 (softmax after subtracting the max; erf below),
+ * written so the compiler vectorizes it with baseline SSE2: x = n ln2 + r
+ * with n = round(x / ln2) (truncating x/ln2 - 0.5, valid for x <= 0), so
+ * |r| <= ln2/2; e^r by a degree-7 Taylor polynomial (relative error < 2e-8
+ * there); 2^n through the exponent bits. Inputs below -87 give ~0. */
 static inline float exp_neg(float x)
 {
     x = x < -87.0f ? -87.0f : x;
-    float n = __builtin_roundf(x * 1.44269504088896341f);
+    float n = (float)(int32_t)(x * 1.44269504088896341f - 0.5f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040;
@@ -45,6 +44,24 @@ static inline float exp_neg(float x)
     memcpy(&scale, &bits, 4);
     return p * scale;
 }
+
+/* erf by Abramowitz & Stegun 7.1.26 (absolute error < 3e-7 in float), in
+ * branch-free arithmetic so the GELU pass vectorizes (libm's erff does
+ * not, and was the largest cost after the GEMMs). */
+static inline float erf_fast(float x)
+{
+    float ax = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float y = 1.0f - p * t * exp_neg(-ax * ax);
+    return x < 0 ? -y : y;
+}
+
+float elo__gelu(float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); }
 
 void elo__layernorm_rows(float *x, int rows, int cols, const float *g, const float *b, float eps)
 {
@@ -214,12 +231,13 @@ static void attn_task(void *arg, int task, int thread)
 
 /* ---- the encoder ----------------------------------------------------------- */
 
-static int gemm_nt(int m, int n, int k, const float *a, int lda, const float *w, float *c,
+/* c[m,n] = a[m,k] w[k,n] (+ c when beta is 1). The weights are stored
+ * [in, out], so this is OpenBLAS's NN case: for a short batch (m = 32) its
+ * packing of a transposed [out, in] weight cost as much as the product. */
+static int gemm_nn(int m, int n, int k, const float *a, int lda, const float *w, float *c,
                    int ldc, float beta)
 {
     elo_gemm g = {0};
-    g.trans_a = 0;
-    g.trans_b = 1;
     g.m = m;
     g.n = n;
     g.k = k;
@@ -228,7 +246,7 @@ static int gemm_nt(int m, int n, int k, const float *a, int lda, const float *w,
     g.a = a;
     g.lda = lda;
     g.b = w;
-    g.ldb = k;
+    g.ldb = n;
     g.c = c;
     g.ldc = ldc;
     g.in_type = ELO_DTYPE_F32;
@@ -342,7 +360,7 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
         pass_job fill = {.kind = PASS_FILL_BIAS, .x = qkv, .rows = T, .cols = 3 * H,
                          .b = L->qkv_b};
         run_pass(&fill);
-        if ((rc = gemm_nt(T, 3 * H, H, x, H, L->qkv_w, qkv, 3 * H, 1.0f)) < 0)
+        if ((rc = gemm_nn(T, 3 * H, H, x, H, L->qkv_w, qkv, 3 * H, 1.0f)) < 0)
             return rc;
         attn_job aj = {.qkv = qkv, .ctx = ctx, .offsets = offsets, .lens = lens,
                        .heads = in->heads, .hidden = H, .head_dim = d, .max_len = max_len,
@@ -356,19 +374,19 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
         /* x = LN(x + ctx Wo^T + bo) */
         pass_job addb = {.kind = PASS_ADD_BIAS, .x = x, .rows = T, .cols = H, .b = L->ao_b};
         run_pass(&addb);
-        if ((rc = gemm_nt(T, H, H, ctx, H, L->ao_w, x, H, 1.0f)) < 0)
+        if ((rc = gemm_nn(T, H, H, ctx, H, L->ao_w, x, H, 1.0f)) < 0)
             return rc;
         pass_job ln1 = {.kind = PASS_LN, .m = m, .x = x, .rows = T, .cols = H, .g = L->ln1_g,
                         .b = L->ln1_b};
         run_pass(&ln1);
         /* ff = GELU(x W1^T + b1); x = LN(x + ff W2^T + b2) */
-        if ((rc = gemm_nt(T, I, H, x, H, L->ff1_w, ff, I, 0.0f)) < 0)
+        if ((rc = gemm_nn(T, I, H, x, H, L->ff1_w, ff, I, 0.0f)) < 0)
             return rc;
         pass_job gelu = {.kind = PASS_GELU, .x = ff, .rows = T, .cols = I, .b = L->ff1_b};
         run_pass(&gelu);
         pass_job add2 = {.kind = PASS_ADD_BIAS, .x = x, .rows = T, .cols = H, .b = L->ff2_b};
         run_pass(&add2);
-        if ((rc = gemm_nt(T, H, I, ff, I, L->ff2_w, x, H, 1.0f)) < 0)
+        if ((rc = gemm_nn(T, H, I, ff, I, L->ff2_w, x, H, 1.0f)) < 0)
             return rc;
         pass_job ln2 = {.kind = PASS_LN, .m = m, .x = x, .rows = T, .cols = H, .g = L->ln2_g,
                         .b = L->ln2_b};

@@ -517,8 +517,8 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     size_t score_rows = (size_t)B * heads * L;
     for (int l = 0; l < in->layers; l++) {
         const dev_layer *w = &c->layers[l];
-        /* qkv = x Wqkv^T; bias added while splitting heads. */
-        if ((rc = gemm(c, 1, (int)T, 3 * H, H, c->xc, H, w->qkv_w, H, c->qkv, 3 * H, 0, 0, 0,
+        /* qkv = x Wqkv (weights stored [in, out]); bias added while splitting heads. */
+        if ((rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv, 3 * H, 0, 0, 0,
                        0)) < 0)
             return rc;
         k_split_heads<CT><<<grid_for(T * 3 * H), 256, 0, st>>>(c->qkv, w->qkv_b, L, H, heads,
@@ -538,17 +538,17 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
         k_merge_heads<CT><<<grid_for(T * H), 256, 0, st>>>(c->ctx, L, H, heads, T * H,
                                                             (CT *)c->attn);
         LAUNCHED("merge");
-        if ((rc = gemm(c, 1, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
+        if ((rc = gemm(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;
         k_residual_ln<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(
             c->x, c->y, w->ao_b, w->ln1_g, w->ln1_b, in->layer_norm_eps, H, xc);
         LAUNCHED("ln1");
-        if ((rc = gemm(c, 1, (int)T, I, H, c->xc, H, w->ff1_w, H, c->ff, I, 0, 0, 0, 0)) < 0)
+        if ((rc = gemm(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ff, I, 0, 0, 0, 0)) < 0)
             return rc;
         k_bias_gelu<CT><<<grid_for(T * I), 256, 0, st>>>(c->ff, w->ff1_b, I, T * I,
                                                          (CT *)c->ffc);
         LAUNCHED("gelu");
-        if ((rc = gemm(c, 1, (int)T, H, I, c->ffc, I, w->ff2_w, I, c->y, H, 0, 0, 0, 0)) < 0)
+        if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;
         k_residual_ln<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(
             c->x, c->y, w->ff2_b, w->ln2_g, w->ln2_b, in->layer_norm_eps, H, xc);

@@ -64,15 +64,17 @@ int elo__pooling_config_parse(const char *name, const char *text, size_t len,
 
 /* ---- weights ----------------------------------------------------------- */
 
-/* Host f32 weights in the layout both encoders use. Linear weights keep
- * PyTorch's [out, in] layout (y = x W^T + b); Q, K and V are packed into
- * one [3H, H] matrix so one GEMM makes all three. */
+/* Host f32 weights in the layout both encoders use. Linear weights are
+ * stored transposed from PyTorch's [out, in] to [in, out] (y = x W + b,
+ * a plain row-major GEMM whose rows of W are contiguous output columns);
+ * Q, K and V are packed side by side into one [H, 3H] matrix so one GEMM
+ * makes all three. */
 typedef struct {
-    float *qkv_w, *qkv_b;        /* [3H, H], [3H] */
+    float *qkv_w, *qkv_b;        /* [H, 3H], [3H] */
     float *ao_w, *ao_b;          /* attention output [H, H], [H] */
     float *ln1_g, *ln1_b;        /* [H] */
-    float *ff1_w, *ff1_b;        /* [I, H], [I] */
-    float *ff2_w, *ff2_b;        /* [H, I], [H] */
+    float *ff1_w, *ff1_b;        /* [H, I], [I] */
+    float *ff2_w, *ff2_b;        /* [I, H], [H] */
     float *ln2_g, *ln2_b;        /* [H] */
 } elo__bert_layer;
 

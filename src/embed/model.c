@@ -227,6 +227,23 @@ static int load_tensor(elo_embed_model *m, const char *file, const char *name, i
     return ELO_OK;
 }
 
+/* Loads linear weight `name` ([out, in] in the file) transposed into
+ * dst[k * ldd + col + n] (the [in, out] layout, at column offset `col`). */
+static int load_linear(elo_embed_model *m, const char *file, const char *name, int64_t out_dim,
+                       int64_t in_dim, float *dst, int64_t ldd, int64_t col)
+{
+    float *tmp = elo_malloc((size_t)out_dim * (size_t)in_dim * sizeof(float));
+    if (!tmp)
+        return elo_seterr(ELO_NOMEM, "out of memory loading %s", name);
+    int rc = load_tensor(m, file, name, out_dim, in_dim, tmp);
+    if (rc == ELO_OK)
+        for (int64_t n = 0; n < out_dim; n++)
+            for (int64_t k = 0; k < in_dim; k++)
+                dst[k * ldd + col + n] = tmp[n * in_dim + k];
+    elo_free(tmp);
+    return rc;
+}
+
 static float *arena_floats(elo_embed_model *m, size_t n)
 {
     size_t bytes;
@@ -286,7 +303,7 @@ static int load_weights(elo_embed_model *m, const char *file)
         char name[160];
         for (int j = 0; j < 3; j++) {
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.weight", l, qkv[j]);
-            if ((rc = load_tensor(m, file, name, H, H, L->qkv_w + j * H * H)) < 0)
+            if ((rc = load_linear(m, file, name, H, H, L->qkv_w, 3 * H, j * H)) < 0)
                 return rc;
             snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.bias", l, qkv[j]);
             if ((rc = load_tensor(m, file, name, H, 0, L->qkv_b + j * H)) < 0)
@@ -294,16 +311,28 @@ static int load_weights(elo_embed_model *m, const char *file)
         }
         struct {
             const char *suffix;
+            int64_t out, in;
+            float *dst;
+        } linears[] = {
+            {"attention.output.dense.weight", H, H, L->ao_w},
+            {"intermediate.dense.weight", I, H, L->ff1_w},
+            {"output.dense.weight", H, I, L->ff2_w},
+        };
+        for (size_t j = 0; j < ELO_ARRAY_LEN(linears); j++) {
+            snprintf(name, sizeof name, "encoder.layer.%d.%s", l, linears[j].suffix);
+            if ((rc = load_linear(m, file, name, linears[j].out, linears[j].in, linears[j].dst,
+                                  linears[j].out, 0)) < 0)
+                return rc;
+        }
+        struct {
+            const char *suffix;
             int64_t d0, d1;
             float *dst;
         } parts[] = {
-            {"attention.output.dense.weight", H, H, L->ao_w},
             {"attention.output.dense.bias", H, 0, L->ao_b},
             {"attention.output.LayerNorm.weight", H, 0, L->ln1_g},
             {"attention.output.LayerNorm.bias", H, 0, L->ln1_b},
-            {"intermediate.dense.weight", I, H, L->ff1_w},
             {"intermediate.dense.bias", I, 0, L->ff1_b},
-            {"output.dense.weight", H, I, L->ff2_w},
             {"output.dense.bias", H, 0, L->ff2_b},
             {"output.LayerNorm.weight", H, 0, L->ln2_g},
             {"output.LayerNorm.bias", H, 0, L->ln2_b},
