@@ -139,6 +139,23 @@ out:
     return rc;
 }
 
+typedef struct {
+    const elo_tokenizer *tok;
+    const char *const *texts;
+    const size_t *lens;
+    int32_t **ids;
+    int *n;
+    int max_tokens;
+} tokenize_job;
+
+static void tokenize_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const tokenize_job *j = arg;
+    size_t len = j->lens ? j->lens[task] : strlen(j->texts[task]);
+    j->n[task] = elo_tokenizer_encode(j->tok, j->texts[task], len, j->ids[task], j->max_tokens);
+}
+
 int elo_embedder_run_texts(elo_embedder *e, const char *const *texts, const size_t *lens,
                            int count, float *out, int32_t **ids_out, int *ids_len)
 {
@@ -156,17 +173,24 @@ int elo_embedder_run_texts(elo_embedder *e, const char *const *texts, const size
             rc = elo_seterr(ELO_NOMEM, "out of memory");
             goto out;
         }
-        size_t len = lens ? lens[i] : strlen(texts[i]);
-        rc = elo_tokenizer_encode(e->m->tok, texts[i], len, ids[i], max_tokens);
-        if (rc < 0) {
+    }
+    /* Tokenize in parallel (the tokenizer is read-only); a text that fails
+     * is encoded again here, on this thread, for its error message. */
+    tokenize_job tj = {.tok = e->m->tok, .texts = texts, .lens = lens, .ids = ids, .n = n,
+                       .max_tokens = max_tokens};
+    if (count >= 16)
+        elo__embed_parallel(tokenize_task, &tj, count);
+    else
+        for (int i = 0; i < count; i++)
+            tokenize_task(&tj, i, 0);
+    for (int i = 0; i < count; i++)
+        if (n[i] < 0) {
+            tokenize_task(&tj, i, 0);
             char msg[512];
             snprintf(msg, sizeof msg, "%s", elo_errmsg());
-            rc = elo_seterr(rc, "text %d: %s", i + 1, msg);
+            rc = elo_seterr(n[i], "text %d: %s", i + 1, msg);
             goto out;
         }
-        n[i] = rc;
-        rc = ELO_OK;
-    }
     rc = elo_embedder_run_ids(e, (const int32_t *const *)ids, n, count, out);
     if (rc == ELO_OK && ids_out) {
         for (int i = 0; i < count; i++) {

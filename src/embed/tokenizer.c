@@ -607,6 +607,15 @@ static void add_char(enc_state *s, int32_t c)
 static void feed(enc_state *s, int32_t c)
 {
     const elo_tokenizer_options *o = &s->t->o;
+    if (c < 0x80) {
+        /* ASCII: no decomposition, no CJK; controls are 0x00-0x1f, 0x7f. */
+        if (o->clean_text && (c < 0x20 || c == 0x7f) && c != '\t' && c != '\n' && c != '\r')
+            return;
+        if (o->lowercase && c >= 'A' && c <= 'Z')
+            c += 'a' - 'A';
+        add_char(s, c);
+        return;
+    }
     if (o->clean_text) {
         if (c == 0 || c == 0xfffd || is_control(c))
             return;

@@ -82,6 +82,16 @@ expect_exit 1 "$BIN" embed "text" --model "$TMP/no-such-model"
 # Invalid UTF-8 names the byte offset (here 6: "hello " then 0xff).
 expect_exit 1 "$BIN" embed --model "$MODEL" "$(printf 'hello \xffworld')"
 expect_contains "$TMP/err" "byte offset 6"
+# In a large batch (tokenized in parallel) the bad text is still named.
+many=(); for i in $(seq 1 20); do many+=("text number $i"); done
+many[16]=$(printf 'seventeen \xc3(')
+expect_exit 1 "$BIN" embed --model "$MODEL" "${many[@]}"
+expect_contains "$TMP/err" "text 17: invalid UTF-8 at byte offset 10"
+# Raw invalid UTF-8 inside a JSONL string: the line and the byte are named.
+printf '"good"\n"bad \xff here"\n' >"$TMP/badutf8.jsonl"
+expect_exit 1 "$BIN" embed --model "$MODEL" --input "$TMP/badutf8.jsonl"
+expect_contains "$TMP/err" "badutf8.jsonl:2"
+expect_contains "$TMP/err" "byte"
 printf '"ok"\n"fine"\n42\n' >"$TMP/bad.jsonl"
 expect_exit 1 "$BIN" embed --model "$MODEL" --input "$TMP/bad.jsonl" --output "$TMP/never.jsonl"
 expect_contains "$TMP/err" "bad.jsonl:3"
