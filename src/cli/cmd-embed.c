@@ -25,7 +25,7 @@ static void usage(FILE *out)
             "usage: elohim embed [--model DIR] [--device auto|cpu|cuda] [--precision f32|f16|bf16]\n"
             "                    [--ids] TEXT...\n"
             "       elohim embed [--model DIR] --input FILE.jsonl [--output FILE.jsonl] [--ids]\n"
-            "                    [--batch N]\n\n"
+            "                    [--batch N (default 64 on the CPU, 1024 on a GPU)]\n\n"
             "Prints one JSON line per text: {\"embedding\":[...]} (and \"input_ids\" with --ids).\n"
             "Each line of FILE.jsonl is a JSON string. --model defaults to %s\n"
             "(fetch it with `make model`). f16/bf16 need a GPU.\n", DEFAULT_MODEL);
@@ -117,6 +117,10 @@ static int run_file(batch_state *s, const char *input, elo_progress *pg)
     while ((n = getline(&line, &cap, in)) >= 0) {
         lineno++;
         done += (uint64_t)n;
+        if (n > (16 << 20)) {
+            rc = elo_seterr(ELO_BADINPUT, "%s:%ld: line is longer than 16 MiB", input, lineno);
+            break;
+        }
         size_t len = (size_t)n;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             len--;
@@ -168,14 +172,14 @@ int cmd_embed(int argc, char **argv)
 {
     const char *model_dir = DEFAULT_MODEL, *input = NULL, *output = NULL;
     const char *device = "auto", *precision = "f32";
-    int want_ids = 0;
+    int want_ids = 0, batch_given = 0;
     int64_t batch = 64;
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},  {"device", required_argument, NULL, 'd'},
         {"precision", required_argument, NULL, 'p'}, {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'}, {"ids", no_argument, NULL, 'I'},
         {"batch", required_argument, NULL, 'b'},  {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
+        {"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:p:i:o:b:h", opts, NULL)) != -1) {
@@ -189,7 +193,9 @@ int cmd_embed(int argc, char **argv)
         case 'b':
             if (elo_parse_i64(optarg, &batch) < 0 || batch < 1 || batch > 65536)
                 return cli_fail(CLI_USAGE, "embed", "--batch must be 1..65536");
+            batch_given = 1;
             break;
+        case 'j': break; /* the output is always JSON lines */
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_USAGE;
         }
@@ -243,6 +249,8 @@ int cmd_embed(int argc, char **argv)
     if (!b)
         return CLI_USAGE;
 
+    if (!batch_given && b->kind == ELO_DEVICE_CUDA)
+        batch = 1024; /* a GPU wants large buckets; memory stays constant */
     elo_embed_model *m = NULL;
     int rc = elo_embed_model_open(model_dir, &m);
     if (rc < 0)
