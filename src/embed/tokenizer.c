@@ -22,6 +22,10 @@
 
 #define MAX_WORD_CHARS_CAP 1024
 
+/* Character classes of the reference, for the override table. */
+enum { TOK_NORMAL, TOK_REMOVE, TOK_SPACE, TOK_MARK, TOK_PUNCT };
+#include "tokenizer-tables.h"
+
 typedef struct {
     const char *text;
     size_t len;
@@ -485,15 +489,46 @@ static int is_whitespace(int32_t c)
            c == 0x205f || c == 0x3000;
 }
 
-/* Control/format/unassigned/private/surrogate, except \t \n \r. */
+/* The reference's class for `c` where it differs from what utf8proc's
+ * (newer) tables give; -1 elsewhere. */
+static int override_class(int32_t c)
+{
+    int lo = 0, hi = (int)ELO_ARRAY_LEN(tok_overrides) - 1;
+    if (c < 0x80)
+        return -1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if ((uint32_t)c < tok_overrides[mid].lo)
+            hi = mid - 1;
+        else if ((uint32_t)c > tok_overrides[mid].hi)
+            lo = mid + 1;
+        else
+            return tok_overrides[mid].cls;
+    }
+    return -1;
+}
+
+/* Control, format, private use or surrogate, except \t \n \r. Unassigned
+ * code points are kept as ordinary characters, as the reference does. */
 static int is_control(int32_t c)
 {
     if (c == '\t' || c == '\n' || c == '\r')
         return 0;
+    int o = override_class(c);
+    if (o >= 0)
+        return o == TOK_REMOVE;
     utf8proc_category_t k = utf8proc_category(c);
     return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF ||
-           k == UTF8PROC_CATEGORY_CS || k == UTF8PROC_CATEGORY_CO ||
-           k == UTF8PROC_CATEGORY_CN;
+           k == UTF8PROC_CATEGORY_CS || k == UTF8PROC_CATEGORY_CO;
+}
+
+/* A nonspacing mark (dropped when stripping accents). */
+static int is_mark(int32_t c)
+{
+    int o = override_class(c);
+    if (o >= 0)
+        return o == TOK_MARK;
+    return utf8proc_category(c) == UTF8PROC_CATEGORY_MN;
 }
 
 static int is_punct(int32_t c)
@@ -503,6 +538,9 @@ static int is_punct(int32_t c)
         return 1;
     if (c < 128)
         return 0;
+    int o = override_class(c);
+    if (o >= 0)
+        return o == TOK_PUNCT;
     utf8proc_category_t k = utf8proc_category(c);
     return k == UTF8PROC_CATEGORY_PC || k == UTF8PROC_CATEGORY_PD ||
            k == UTF8PROC_CATEGORY_PS || k == UTF8PROC_CATEGORY_PE ||
@@ -619,7 +657,7 @@ static void feed(enc_state *s, int32_t c)
     if (o->clean_text) {
         if (c == 0 || c == 0xfffd || is_control(c))
             return;
-        if (is_whitespace(c))
+        if (is_whitespace(c) || override_class(c) == TOK_SPACE)
             c = ' ';
     }
     int cjk = o->handle_cjk && is_cjk(c);
@@ -638,7 +676,7 @@ static void feed(enc_state *s, int32_t c)
     }
     for (int i = 0; i < nparts; i++) {
         int32_t p = parts[i];
-        if (o->strip_accents && utf8proc_category(p) == UTF8PROC_CATEGORY_MN)
+        if (o->strip_accents && is_mark(p))
             continue;
         if (o->lowercase) {
             if (p == 0x130) { /* the one unconditional multi-char lowercase */
