@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "       elohim embed [--model DIR] --input FILE.jsonl [--output FILE.jsonl] [--ids]\n"
             "                    [--batch N (default 64 on the CPU, 1024 on a GPU)]\n\n"
             "Prints one JSON line per text: {\"embedding\":[...]} (and \"input_ids\" with --ids).\n"
+            "--tokenize prints only {\"input_ids\":[...]} (no encoder run).\n"
             "Each line of FILE.jsonl is a JSON string. --model defaults to %s\n"
             "(fetch it with `make model`). f16/bf16 need a GPU.\n", DEFAULT_MODEL);
 }
@@ -50,6 +51,8 @@ static int write_line(FILE *out, const float *v, int dim, const int32_t *ids, in
 
 typedef struct {
     elo_embedder *e;
+    const elo_tokenizer *tok;   /* --tokenize: ids only, no encoder */
+    int max_tokens;
     int dim, want_ids;
     FILE *out;
     char **texts;
@@ -60,10 +63,46 @@ typedef struct {
     float *vecs;
 } batch_state;
 
+/* --tokenize: one {"input_ids":[...]} line per text. */
+static int flush_tokens(batch_state *s)
+{
+    int32_t *ids = elo_malloc((size_t)s->max_tokens * sizeof *ids);
+    int rc = ids ? ELO_OK : elo_seterr(ELO_NOMEM, "out of memory");
+    /* Pass 0 checks every text, pass 1 prints: a bad text prints nothing. */
+    for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; rc == ELO_OK && i < s->count; i++) {
+        int n = elo_tokenizer_encode(s->tok, s->texts[i], s->lens[i], ids, s->max_tokens);
+        if (n < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", elo_errmsg());
+            if (s->input_name)
+                rc = elo_seterr(n, "%s:%ld: %s", s->input_name, s->lines[i], msg);
+            else
+                rc = elo_seterr(n, "text %d: %s", i + 1, msg);
+            break;
+        }
+        if (pass == 0)
+            continue;
+        fputs("{\"input_ids\":[", s->out);
+        for (int k = 0; k < n; k++)
+            fprintf(s->out, k ? ",%d" : "%d", (int)ids[k]);
+        fputs("]}\n", s->out);
+        if (ferror(s->out))
+            rc = elo_seterr(ELO_IO, "writing the output failed");
+    }
+    elo_free(ids);
+    for (int i = 0; i < s->count; i++)
+        elo_free(s->texts[i]);
+    s->count = 0;
+    return rc;
+}
+
 static int flush_batch(batch_state *s)
 {
     if (s->count == 0)
         return ELO_OK;
+    if (s->tok)
+        return flush_tokens(s);
     int32_t **ids = s->want_ids ? elo_calloc((size_t)s->count, sizeof *ids) : NULL;
     int *nids = s->want_ids ? elo_calloc((size_t)s->count, sizeof *nids) : NULL;
     if (s->want_ids && (!ids || !nids)) {
@@ -172,14 +211,15 @@ int cmd_embed(int argc, char **argv)
 {
     const char *model_dir = DEFAULT_MODEL, *input = NULL, *output = NULL;
     const char *device = "auto", *precision = "f32";
-    int want_ids = 0, batch_given = 0;
+    int want_ids = 0, batch_given = 0, tokenize_only = 0;
     int64_t batch = 64;
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},  {"device", required_argument, NULL, 'd'},
         {"precision", required_argument, NULL, 'p'}, {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'}, {"ids", no_argument, NULL, 'I'},
         {"batch", required_argument, NULL, 'b'},  {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
+        {"json", no_argument, NULL, 'j'}, {"tokenize", no_argument, NULL, 'T'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:d:p:i:o:b:h", opts, NULL)) != -1) {
@@ -196,6 +236,7 @@ int cmd_embed(int argc, char **argv)
             batch_given = 1;
             break;
         case 'j': break; /* the output is always JSON lines */
+        case 'T': tokenize_only = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_USAGE;
         }
@@ -263,6 +304,10 @@ int cmd_embed(int argc, char **argv)
     }
     const elo_embed_info *info = elo_embed_model_info(m);
     batch_state s = {.e = e, .dim = info->hidden, .want_ids = want_ids, .out = stdout};
+    if (tokenize_only) {
+        s.tok = elo_embed_model_tokenizer(m);
+        s.max_tokens = info->max_seq_length;
+    }
     s.cap = input ? (int)batch : ntexts;
     s.texts = elo_calloc((size_t)s.cap, sizeof *s.texts);
     s.lens = elo_calloc((size_t)s.cap, sizeof *s.lens);

@@ -36,6 +36,25 @@ for c, o in zip(d["cases"], ours):
     worst = min(worst, cos)
 print("worst cosine", worst)
 PY
+# The tokenizer alone on 1500 random mixed-script texts
+# (tests/fixtures/minilm/tokenizer-reference.json, made by
+# make-tokenizer-reference.py with Hugging Face tokenizers): identical ids.
+python3 - tests/fixtures/minilm/tokenizer-reference.json "$TMP/tok.jsonl" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+with open(sys.argv[2], "w") as f:
+    for c in d["cases"]:
+        f.write(json.dumps(c["text"]) + "\n")
+PY
+expect_exit 0 "$BIN" embed --model "$MODEL" --tokenize --input "$TMP/tok.jsonl" --output "$TMP/tok.out"
+python3 - tests/fixtures/minilm/tokenizer-reference.json "$TMP/tok.out" <<'PY' && ok || bad "tokenizer disagrees with the reference on random texts"
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+ours = [json.loads(l)["input_ids"] for l in open(sys.argv[2])]
+assert len(ours) == len(d["cases"]) == 1500, len(ours)
+bad = [c["text"] for c, o in zip(d["cases"], ours) if o != c["input_ids"]]
+assert not bad, "%d differ, first %r" % (len(bad), bad[0])
+PY
 # Truncation: a long text keeps exactly max_seq_length (256) ids.
 expect_exit 0 "$BIN" embed --model "$MODEL" --ids "$(printf 'word %.0s' $(seq 400))"
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert len(o["input_ids"])==256 and o["input_ids"][0]==101 and o["input_ids"][-1]==102' "$TMP/out" && ok || bad "truncation to 256"

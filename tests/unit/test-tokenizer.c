@@ -84,6 +84,12 @@ static void test_basic(void **state)
     EXPECT(t, "hello\xc2\xa0world\xe3\x80\x80hi", 2, 5, 6, 24, 3);
     /* Zero-width space is a format char (Cf): dropped, joins the word. */
     EXPECT(t, "hel\xe2\x80\x8blo", 2, 5, 3);
+    /* Unassigned code points (U+0378) stay in the word, as the reference
+     * keeps them; U+061D, punctuation in today's Unicode but not in the
+     * reference's tables, is an ordinary character there too. */
+    EXPECT(t, "a\xcd\xb8", 2, 1, 3);
+    EXPECT(t, "a\xd8\x9d", 2, 1, 3);
+    EXPECT(t, "a\xd8\x9f", 2, 18, 1, 3);   /* U+061F ARABIC QUESTION MARK: punctuation */
     /* Special tokens are recognized in the raw text, exact case only. */
     EXPECT(t, "hello[SEP]world", 2, 5, 3, 6, 3);
     EXPECT(t, "[MASK][PAD]", 2, 4, 0, 3);
