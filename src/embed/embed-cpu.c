@@ -17,6 +17,15 @@
 #include <math.h>
 #include <string.h>
 
+/* The hot loops are compiled for AVX-512 and AVX2 as well as the baseline,
+ * and the best the CPU has is picked at load time (GCC function clones;
+ * other compilers build the baseline only). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
 /* Below this many floats of work an element-wise pass stays on the caller. */
 #define PARALLEL_MIN_FLOATS 16384
 
@@ -27,7 +36,14 @@
  * there); 2^n through the exponent bits. Inputs below -87 give ~0. */
 static inline float exp_neg(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
+    /* x = -min(|x|, 87) on the bits: float selects in this position keep
+     * GCC from vectorizing the AVX clones ("control flow in loop"). */
+    int32_t xb;
+    memcpy(&xb, &x, 4);
+    xb &= 0x7fffffff;
+    xb = xb < 0x42ae0000 ? xb : 0x42ae0000;
+    xb |= INT32_MIN;
+    memcpy(&x, &xb, 4);
     float n = (float)(int32_t)(x * 1.44269504088896341f - 0.5f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.42860682030941723212e-6f;
@@ -50,7 +66,11 @@ static inline float exp_neg(float x)
  * not, and was the largest cost after the GEMMs). */
 static inline float erf_fast(float x)
 {
-    float ax = x < 0 ? -x : x;
+    float ax = fabsf(x);
+    int32_t ab; /* ax = min(ax, 9): erf(9) is 1 in float */
+    memcpy(&ab, &ax, 4);
+    ab = ab < 0x41100000 ? ab : 0x41100000;
+    memcpy(&ax, &ab, 4);
     float t = 1.0f / (1.0f + 0.3275911f * ax);
     float p = 1.061405429f;
     p = p * t - 1.453152027f;
@@ -58,11 +78,12 @@ static inline float erf_fast(float x)
     p = p * t - 0.284496736f;
     p = p * t + 0.254829592f;
     float y = 1.0f - p * t * exp_neg(-ax * ax);
-    return x < 0 ? -y : y;
+    return copysignf(y, x);
 }
 
 float elo__gelu(float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); }
 
+SIMD_CLONES
 void elo__layernorm_rows(float *x, int rows, int cols, const float *g, const float *b, float eps)
 {
     /* Statistics in double: a row with a large common offset keeps its
@@ -84,6 +105,7 @@ void elo__layernorm_rows(float *x, int rows, int cols, const float *g, const flo
     }
 }
 
+SIMD_CLONES
 void elo__gelu_bias_rows(float *x, int rows, int cols, const float *bias)
 {
     for (int r = 0; r < rows; r++) {
@@ -177,20 +199,26 @@ typedef struct {
     float *ctx;                 /* [T, H] */
     const int *offsets, *lens;
     int heads, hidden, head_dim, max_len;
-    float *scratch;             /* per thread: max_len * (head_dim + 1) floats */
+    float *scratch;             /* per thread: ATTN_SCRATCH(max_len, head_dim) floats */
 } attn_job;
+
+/* Query rows handled together: each key/value row loaded serves QB rows. */
+#define QB 4
+#define ATTN_SCRATCH(len, d) ((size_t)(len) * ((d) + QB) + QB * (size_t)(d))
 
 /* One (sequence, head): softmax(q k^T / sqrt(d)) v for every query row. K
  * is first transposed to [d][len] so that the score loop runs over keys,
- * contiguous, and vectorizes; the weighted sum runs over d. */
+ * contiguous, and vectorizes; QB query rows share every load of K and V. */
+SIMD_CLONES
 static void attn_task(void *arg, int task, int thread)
 {
     const attn_job *j = arg;
     int seq = task / j->heads, h = task % j->heads;
     int len = j->lens[seq], off = j->offsets[seq], d = j->head_dim, H = j->hidden;
     size_t row = 3 * (size_t)H;
-    float *kt = j->scratch + (size_t)thread * j->max_len * (d + 1);
-    float *sc = kt + (size_t)j->max_len * d;
+    float *kt = j->scratch + (size_t)thread * ATTN_SCRATCH(j->max_len, d);
+    float *sc = kt + (size_t)len * d;          /* QB rows of len scores */
+    float *acc = sc + (size_t)QB * len;        /* QB rows of d outputs */
     const float *base = j->qkv + (size_t)off * row;
     for (int t = 0; t < len; t++) {
         const float *k = base + t * row + H + h * d;
@@ -198,34 +226,57 @@ static void attn_task(void *arg, int task, int thread)
             kt[(size_t)c * len + t] = k[c];
     }
     float scale = 1.0f / sqrtf((float)d);
-    for (int i = 0; i < len; i++) {
-        const float *q = base + i * row + h * d;
-        for (int t = 0; t < len; t++)
+    for (int i0 = 0; i0 < len; i0 += QB) {
+        int rows = len - i0 < QB ? len - i0 : QB;
+        float *s0 = sc, *s1 = sc + len, *s2 = sc + 2 * len, *s3 = sc + 3 * len;
+        for (int t = 0; t < QB * len; t++)
             sc[t] = 0;
+        const float *q[QB];
+        for (int r = 0; r < QB; r++)
+            q[r] = base + (size_t)(i0 + (r < rows ? r : 0)) * row + h * d;
         for (int c = 0; c < d; c++) {
-            float qc = q[c] * scale;
+            float q0 = q[0][c] * scale, q1 = q[1][c] * scale, q2 = q[2][c] * scale,
+                  q3 = q[3][c] * scale;
             const float *kc = kt + (size_t)c * len;
+            for (int t = 0; t < len; t++) {
+                float kv = kc[t];
+                s0[t] += q0 * kv;
+                s1[t] += q1 * kv;
+                s2[t] += q2 * kv;
+                s3[t] += q3 * kv;
+            }
+        }
+        for (int r = 0; r < QB; r++) {
+            float *sr = sc + (size_t)r * len;
+            float mx = sr[0];
+            for (int t = 1; t < len; t++)
+                mx = sr[t] > mx ? sr[t] : mx;
+            float sum = 0;
+            for (int t = 0; t < len; t++) {
+                sr[t] = exp_neg(sr[t] - mx);
+                sum += sr[t];
+            }
+            float inv = 1.0f / sum;
             for (int t = 0; t < len; t++)
-                sc[t] += qc * kc[t];
+                sr[t] *= inv;
         }
-        float mx = sc[0];
-        for (int t = 1; t < len; t++)
-            mx = sc[t] > mx ? sc[t] : mx;
-        float sum = 0;
-        for (int t = 0; t < len; t++) {
-            sc[t] = exp_neg(sc[t] - mx);
-            sum += sc[t];
-        }
-        float inv = 1.0f / sum;
-        float *o = j->ctx + (size_t)(off + i) * H + h * d;
-        for (int c = 0; c < d; c++)
-            o[c] = 0;
+        for (int c = 0; c < QB * d; c++)
+            acc[c] = 0;
+        float *a0 = acc, *a1 = acc + d, *a2 = acc + 2 * d, *a3 = acc + 3 * d;
         for (int t = 0; t < len; t++) {
             const float *v = base + t * row + 2 * H + h * d;
-            float p = sc[t] * inv;
-            for (int c = 0; c < d; c++)
-                o[c] += p * v[c];
+            float p0 = s0[t], p1 = s1[t], p2 = s2[t], p3 = s3[t];
+            for (int c = 0; c < d; c++) {
+                float vc = v[c];
+                a0[c] += p0 * vc;
+                a1[c] += p1 * vc;
+                a2[c] += p2 * vc;
+                a3[c] += p3 * vc;
+            }
         }
+        for (int r = 0; r < rows; r++)
+            memcpy(j->ctx + (size_t)(off + i0 + r) * H + h * d, acc + (size_t)r * d,
+                   (size_t)d * sizeof(float));
     }
 }
 
@@ -328,7 +379,7 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
     int threads = elo__embed_threads();
     int d = H / in->heads;
     size_t need = (size_t)T * (size_t)(H + 3 * H + H + I) +
-                  (size_t)threads * (size_t)max_len * (size_t)(d + 1) + 2 * (size_t)T + count;
+                  (size_t)threads * ATTN_SCRATCH(max_len, d) + 2 * (size_t)T + count;
     if (need > s->floats) {
         float *nb = elo_aligned_alloc(64, need * sizeof(float));
         if (!nb)
@@ -342,7 +393,7 @@ int elo__embed_cpu_run(const elo_embed_model *m, elo__cpu_scratch *s, const int3
     float *ctx = qkv + (size_t)T * 3 * H;
     float *ff = ctx + (size_t)T * H;
     float *attn_scratch = ff + (size_t)T * I;
-    int *pos = (int *)(attn_scratch + (size_t)threads * max_len * (d + 1));
+    int *pos = (int *)(attn_scratch + (size_t)threads * ATTN_SCRATCH(max_len, d));
     int *offsets = pos + T;
     for (int i = 0, o = 0; i < count; i++) {
         offsets[i] = o;
