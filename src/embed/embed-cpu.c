@@ -248,14 +248,32 @@ static void attn_task(void *arg, int task, int thread)
         }
         for (int r = 0; r < QB; r++) {
             float *sr = sc + (size_t)r * len;
+            /* Max and sum over 16 lanes, then across them: a plain float
+             * reduction would not vectorize (its order is fixed). */
+            float lane[16];
+            for (int k = 0; k < 16; k++)
+                lane[k] = sr[0];
+            int t16 = len & ~15;
+            for (int t = 0; t < t16; t += 16)
+                for (int k = 0; k < 16; k++)
+                    lane[k] = sr[t + k] > lane[k] ? sr[t + k] : lane[k];
             float mx = sr[0];
-            for (int t = 1; t < len; t++)
+            for (int k = 0; k < 16; k++)
+                mx = lane[k] > mx ? lane[k] : mx;
+            for (int t = t16; t < len; t++)
                 mx = sr[t] > mx ? sr[t] : mx;
-            float sum = 0;
-            for (int t = 0; t < len; t++) {
+            for (int t = 0; t < len; t++)
                 sr[t] = exp_neg(sr[t] - mx);
+            for (int k = 0; k < 16; k++)
+                lane[k] = 0;
+            for (int t = 0; t < t16; t += 16)
+                for (int k = 0; k < 16; k++)
+                    lane[k] += sr[t + k];
+            float sum = 0;
+            for (int k = 0; k < 16; k++)
+                sum += lane[k];
+            for (int t = t16; t < len; t++)
                 sum += sr[t];
-            }
             float inv = 1.0f / sum;
             for (int t = 0; t < len; t++)
                 sr[t] *= inv;
