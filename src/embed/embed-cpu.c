@@ -202,52 +202,65 @@ typedef struct {
     float *scratch;             /* per thread: ATTN_SCRATCH(max_len, head_dim) floats */
 } attn_job;
 
-/* Query rows handled together: each key/value row loaded serves QB rows. */
+/* Query rows handled together, and keys / output columns per register
+ * block: QB x 16 accumulators stay in vector registers while a block of
+ * K^T (or V) streams past, the way a GEMM micro-kernel works. */
 #define QB 4
-#define ATTN_SCRATCH(len, d) ((size_t)(len) * ((d) + QB) + QB * (size_t)(d))
+#define KB 16
+#define PAD16(n) (((n) + KB - 1) / KB * KB)
+#define ATTN_SCRATCH(len, d) ((size_t)PAD16(len) * ((d) + QB) + QB * (size_t)(d))
 
 /* One (sequence, head): softmax(q k^T / sqrt(d)) v for every query row. K
- * is first transposed to [d][len] so that the score loop runs over keys,
- * contiguous, and vectorizes; QB query rows share every load of K and V. */
+ * is first transposed to [d][len, padded to 16 with zeros] so scores for
+ * 16 keys at a time are 16-lane vectors. */
 SIMD_CLONES
 static void attn_task(void *arg, int task, int thread)
 {
     const attn_job *j = arg;
     int seq = task / j->heads, h = task % j->heads;
     int len = j->lens[seq], off = j->offsets[seq], d = j->head_dim, H = j->hidden;
+    int lp = PAD16(len);
     size_t row = 3 * (size_t)H;
     float *kt = j->scratch + (size_t)thread * ATTN_SCRATCH(j->max_len, d);
-    float *sc = kt + (size_t)len * d;          /* QB rows of len scores */
-    float *acc = sc + (size_t)QB * len;        /* QB rows of d outputs */
+    float *sc = kt + (size_t)lp * d;           /* QB rows of lp scores */
+    float *acc = sc + (size_t)QB * lp;         /* QB rows of d outputs */
     const float *base = j->qkv + (size_t)off * row;
+    for (int c = 0; c < d; c++)
+        for (int t = len; t < lp; t++)
+            kt[(size_t)c * lp + t] = 0;
     for (int t = 0; t < len; t++) {
         const float *k = base + t * row + H + h * d;
         for (int c = 0; c < d; c++)
-            kt[(size_t)c * len + t] = k[c];
+            kt[(size_t)c * lp + t] = k[c];
     }
     float scale = 1.0f / sqrtf((float)d);
+    float *s0 = sc, *s1 = sc + lp, *s2 = sc + 2 * lp, *s3 = sc + 3 * lp;
     for (int i0 = 0; i0 < len; i0 += QB) {
         int rows = len - i0 < QB ? len - i0 : QB;
-        float *s0 = sc, *s1 = sc + len, *s2 = sc + 2 * len, *s3 = sc + 3 * len;
-        for (int t = 0; t < QB * len; t++)
-            sc[t] = 0;
         const float *q[QB];
         for (int r = 0; r < QB; r++)
             q[r] = base + (size_t)(i0 + (r < rows ? r : 0)) * row + h * d;
-        for (int c = 0; c < d; c++) {
-            float q0 = q[0][c] * scale, q1 = q[1][c] * scale, q2 = q[2][c] * scale,
-                  q3 = q[3][c] * scale;
-            const float *kc = kt + (size_t)c * len;
-            for (int t = 0; t < len; t++) {
-                float kv = kc[t];
-                s0[t] += q0 * kv;
-                s1[t] += q1 * kv;
-                s2[t] += q2 * kv;
-                s3[t] += q3 * kv;
+        for (int t0 = 0; t0 < lp; t0 += KB) {
+            float a0[KB] = {0}, a1[KB] = {0}, a2[KB] = {0}, a3[KB] = {0};
+            for (int c = 0; c < d; c++) {
+                const float *kc = kt + (size_t)c * lp + t0;
+                float q0 = q[0][c] * scale, q1 = q[1][c] * scale, q2 = q[2][c] * scale,
+                      q3 = q[3][c] * scale;
+                for (int k = 0; k < KB; k++) {
+                    float kv = kc[k];
+                    a0[k] += q0 * kv;
+                    a1[k] += q1 * kv;
+                    a2[k] += q2 * kv;
+                    a3[k] += q3 * kv;
+                }
             }
+            memcpy(s0 + t0, a0, sizeof a0);
+            memcpy(s1 + t0, a1, sizeof a1);
+            memcpy(s2 + t0, a2, sizeof a2);
+            memcpy(s3 + t0, a3, sizeof a3);
         }
         for (int r = 0; r < QB; r++) {
-            float *sr = sc + (size_t)r * len;
+            float *sr = sc + (size_t)r * lp;
             /* Max and sum over 16 lanes, then across them: a plain float
              * reduction would not vectorize (its order is fixed). */
             float lane[16];
@@ -278,18 +291,39 @@ static void attn_task(void *arg, int task, int thread)
             for (int t = 0; t < len; t++)
                 sr[t] *= inv;
         }
-        for (int c = 0; c < QB * d; c++)
-            acc[c] = 0;
-        float *a0 = acc, *a1 = acc + d, *a2 = acc + 2 * d, *a3 = acc + 3 * d;
-        for (int t = 0; t < len; t++) {
-            const float *v = base + t * row + 2 * H + h * d;
-            float p0 = s0[t], p1 = s1[t], p2 = s2[t], p3 = s3[t];
-            for (int c = 0; c < d; c++) {
-                float vc = v[c];
-                a0[c] += p0 * vc;
-                a1[c] += p1 * vc;
-                a2[c] += p2 * vc;
-                a3[c] += p3 * vc;
+        if (d % KB == 0) {
+            for (int c0 = 0; c0 < d; c0 += KB) {
+                float o0[KB] = {0}, o1[KB] = {0}, o2[KB] = {0}, o3[KB] = {0};
+                for (int t = 0; t < len; t++) {
+                    const float *v = base + t * row + 2 * H + h * d + c0;
+                    float p0 = s0[t], p1 = s1[t], p2 = s2[t], p3 = s3[t];
+                    for (int k = 0; k < KB; k++) {
+                        float vk = v[k];
+                        o0[k] += p0 * vk;
+                        o1[k] += p1 * vk;
+                        o2[k] += p2 * vk;
+                        o3[k] += p3 * vk;
+                    }
+                }
+                memcpy(acc + c0, o0, sizeof o0);
+                memcpy(acc + d + c0, o1, sizeof o1);
+                memcpy(acc + 2 * d + c0, o2, sizeof o2);
+                memcpy(acc + 3 * d + c0, o3, sizeof o3);
+            }
+        } else {
+            for (int c = 0; c < QB * d; c++)
+                acc[c] = 0;
+            float *a0 = acc, *a1 = acc + d, *a2 = acc + 2 * d, *a3 = acc + 3 * d;
+            for (int t = 0; t < len; t++) {
+                const float *v = base + t * row + 2 * H + h * d;
+                float p0 = s0[t], p1 = s1[t], p2 = s2[t], p3 = s3[t];
+                for (int c = 0; c < d; c++) {
+                    float vc = v[c];
+                    a0[c] += p0 * vc;
+                    a1[c] += p1 * vc;
+                    a2[c] += p2 * vc;
+                    a3[c] += p3 * vc;
+                }
             }
         }
         for (int r = 0; r < rows; r++)
