@@ -38,29 +38,27 @@ static double encoder_flops(const elo_embed_info *in, int len)
     return in->layers * (dense + attn);
 }
 
-/* GEMM rate of this device at an encoder-like shape, GFLOP/s. */
-static double gemm_peak(elo_backend *b, const elo_embed_info *in)
+/* GEMM rate of this device at an encoder-like shape and the run's input
+ * precision (zeros as data: the rate does not depend on values), GFLOP/s. */
+static double gemm_peak(elo_backend *b, const elo_embed_info *in, elo_dtype prec)
 {
     int m = 4096, n = in->intermediate, k = in->hidden;
+    size_t es = elo_dtype_size(prec);
     size_t na = (size_t)m * k, nb = (size_t)n * k, nc = (size_t)m * n;
-    float *ha = elo_malloc(na * 4), *hb = elo_malloc(nb * 4);
+    void *ha = elo_calloc(na, es), *hb = elo_calloc(nb, es);
     void *a = NULL, *bm = NULL, *c = NULL;
     double best = 0;
     if (!ha || !hb)
         goto out;
-    for (size_t i = 0; i < na; i++)
-        ha[i] = (float)((i * 7) % 13) * 0.01f;
-    for (size_t i = 0; i < nb; i++)
-        hb[i] = (float)((i * 5) % 11) * 0.01f;
-    if (elo_backend_alloc(b, na * 4, &a) < 0 || elo_backend_alloc(b, nb * 4, &bm) < 0 ||
+    if (elo_backend_alloc(b, na * es, &a) < 0 || elo_backend_alloc(b, nb * es, &bm) < 0 ||
         elo_backend_alloc(b, nc * 4, &c) < 0)
         goto out;
-    elo_backend_upload(b, a, ha, na * 4);
-    elo_backend_upload(b, bm, hb, nb * 4);
-    elo_gemm g = {.trans_b = 1, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0, .a = a,
-                  .lda = k, .b = bm, .ldb = k, .c = c, .ldc = n,
-                  .in_type = ELO_DTYPE_F32, .out_type = ELO_DTYPE_F32};
-    for (int rep = 0; rep < 4; rep++) {
+    elo_backend_upload(b, a, ha, na * es);
+    elo_backend_upload(b, bm, hb, nb * es);
+    elo_gemm g = {.trans_b = 0, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0, .a = a,
+                  .lda = k, .b = bm, .ldb = n, .c = c, .ldc = n,
+                  .in_type = prec, .out_type = ELO_DTYPE_F32};
+    for (int rep = 0; rep < 6; rep++) {
         double t0 = elo_time_sec();
         if (elo_backend_gemm(b, &g) < 0 || elo_backend_sync(b) < 0)
             break;
@@ -288,7 +286,7 @@ int bench_embed(int argc, char **argv)
         elo_embed_model_free(m);
         return code;
     }
-    double peak = gemm_peak(b, in);
+    double peak = gemm_peak(b, in, prec);
     bench_result ours[16], peer[16];
     for (int i = 0; i < ncases; i++) {
         if ((rc = run_case(e, m, cases[i], seconds, &ours[i])) < 0) {
@@ -349,7 +347,8 @@ int bench_embed(int argc, char **argv)
                elo_device_name(kind), dev_name, precision,
                kind == ELO_DEVICE_CPU ? elo_embed_cpu_threads() : 0, model_dir, in->hidden,
                in->layers);
-        printf("GEMM peak measured here: %.1f GFLOP/s; floor = encoder FLOPs / peak\n", peak);
+        printf("GEMM rate measured here (%s, 4096x%dx%d): %.1f GFLOP/s; floor = encoder FLOPs / "
+               "that rate\n", elo_dtype_name(prec), in->intermediate, in->hidden, peak);
         printf("%-10s %10s %10s %12s %12s %14s %14s %8s\n", "case", "GFLOP", "floor ms",
                "ours ms", "peer ms", "ours sent/s", "peer sent/s", "speedup");
         for (int i = 0; i < ncases; i++) {
