@@ -11,7 +11,9 @@
  * under `mu` and bumps `generation`; workers and the caller claim task
  * indexes from an atomic counter; the caller then waits on `done_cv` until
  * `done` reaches the count. One job at a time (`run_lock`); the workers
- * live until the process exits. */
+ * live until the process exits. Workers count themselves in `inflight`
+ * (under `mu`) while they claim tasks, and a new job is published only
+ * when `inflight` is 0, so no worker can mix two jobs' counters. */
 #include "embed-impl.h"
 
 #include <pthread.h>
@@ -26,6 +28,7 @@ typedef struct {
     void *arg;
     int task_count;
     atomic_int next_task, done;
+    int inflight;               /* workers inside claim_tasks (under mu) */
     int threads;
 } embed_pool;
 
@@ -46,7 +49,7 @@ static void claim_tasks(embed_pool *p, int thread)
         p->fn(p->arg, t, thread);
         if (atomic_fetch_add(&p->done, 1) + 1 == p->task_count) {
             pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done_cv);
+            pthread_cond_broadcast(&p->done_cv);
             pthread_mutex_unlock(&p->mu);
         }
     }
@@ -64,9 +67,12 @@ static void *worker_main(void *raw)
         while (p->generation == seen)
             pthread_cond_wait(&p->work_cv, &p->mu);
         seen = p->generation;
+        p->inflight++;
         pthread_mutex_unlock(&p->mu);
         claim_tasks(p, index);
         pthread_mutex_lock(&p->mu);
+        if (--p->inflight == 0)
+            pthread_cond_broadcast(&p->done_cv);
     }
     return NULL;
 }
@@ -126,11 +132,16 @@ void elo__embed_parallel(elo__embed_task_fn fn, void *arg, int task_count)
     }
     pthread_mutex_lock(&p->run_lock);
     pthread_mutex_lock(&p->mu);
+    /* No worker may still be inside the previous job's claim loop when
+     * its counters are reset (it would take a task of this job with the
+     * last job's count). */
+    while (p->inflight > 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     p->fn = fn;
     p->arg = arg;
     p->task_count = task_count;
-    atomic_store(&p->next_task, 0);
     atomic_store(&p->done, 0);
+    atomic_store(&p->next_task, 0);
     p->generation++;
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);

@@ -217,6 +217,52 @@ static void test_elementwise(void **state)
     assert_true(fabsf(x[0] - elo__gelu(-0.5f)) < 1e-7f);
 }
 
+/* ---- the encoder's thread pool ------------------------------------------------------ */
+
+typedef struct {
+    int *hits;                  /* per task */
+    int *busy;                  /* per thread index: 1 while a task runs on it */
+    int threads;
+    int bad;
+} pool_probe;
+
+static void probe_task(void *arg, int task, int thread)
+{
+    pool_probe *p = arg;
+    if (thread < 0 || thread >= p->threads ||
+        __atomic_exchange_n(&p->busy[thread], 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_store_n(&p->bad, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&p->hits[task], 1, __ATOMIC_SEQ_CST);
+    if (thread >= 0 && thread < p->threads)
+        __atomic_store_n(&p->busy[thread], 0, __ATOMIC_SEQ_CST);
+}
+
+/* Every task runs exactly once per job, thread indexes are in range and
+ * never shared by two running tasks, across many back-to-back jobs. */
+static void test_pool(void **state)
+{
+    (void)state;
+    int threads = elo__embed_threads();
+    assert_true(threads >= 1);
+    assert_int_equal(elo_embed_cpu_threads(), threads);
+    pool_probe p = {.threads = threads};
+    p.hits = calloc(257, sizeof *p.hits);
+    p.busy = calloc((size_t)threads, sizeof *p.busy);
+    for (int job = 0; job < 2000; job++) {
+        int n = 1 + job % 257;
+        memset(p.hits, 0, 257 * sizeof *p.hits);
+        elo__embed_parallel(probe_task, &p, n);
+        for (int t = 0; t < n; t++)
+            assert_int_equal(p.hits[t], 1);
+        for (int t = n; t < 257; t++)
+            assert_int_equal(p.hits[t], 0);
+    }
+    elo__embed_parallel(probe_task, &p, 0);
+    assert_int_equal(p.bad, 0);
+    free(p.hits);
+    free(p.busy);
+}
+
 /* ---- the tiny-bert fixture ------------------------------------------------------ */
 
 typedef struct {
@@ -420,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_missing_model),
+        cmocka_unit_test(test_pool),
     };
     const struct CMUnitTest model_tests[] = {
         cmocka_unit_test(test_fixture_info),
