@@ -1,0 +1,652 @@
+/* embed-cuda.cu - the BERT encoder on a GPU: cuBLAS GEMMs through
+ * elo_backend_gemm (f32, or f16/bf16 inputs with f32 accumulation; strided
+ * batched GEMMs for attention) and our own fused kernels for everything
+ * between them: embedding gather + LayerNorm, bias + head split, masked
+ * softmax, head merge, bias + residual + LayerNorm, bias + GELU, pooling +
+ * L2 normalization.
+ *
+ * DESIGN: one context per embedder holds the weights (uploaded once, f32,
+ * plus f16/bf16 copies of the dense weights at half precision) and scratch
+ * sized for `max_tokens` padded tokens. A bucket of B sequences padded to L
+ * tokens runs as one sequence of operations on the backend's non-blocking
+ * stream: copy ids in (from pinned memory), the layers, copy the pooled
+ * vectors out, synchronize. The residual stream, GEMM outputs, softmax and
+ * LayerNorm statistics stay f32 at every precision; only GEMM inputs are
+ * half. Small buckets (B x L <= GRAPH_MAX_TOKENS) are captured once per
+ * shape into a CUDA graph and replayed after that, so a short query is not
+ * bound by ~150 kernel launches; a shape is first run eagerly (so cuBLAS
+ * has set itself up outside capture), then captured. If capture fails the
+ * context falls back to eager runs for good. */
+#include "embed-impl.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CU(call)                                                                 \
+    do {                                                                         \
+        cudaError_t e_ = (call);                                                 \
+        if (e_ != cudaSuccess) {                                                 \
+            cudaGetLastError();                                                  \
+            return elo_seterr(ELO_DEVICE, "%s: %s", #call, cudaGetErrorString(e_)); \
+        }                                                                        \
+    } while (0)
+#define LAUNCHED(what)                                                           \
+    do {                                                                         \
+        cudaError_t e_ = cudaGetLastError();                                     \
+        if (e_ != cudaSuccess)                                                   \
+            return elo_seterr(ELO_DEVICE, "embedding kernel %s: %s", what,       \
+                              cudaGetErrorString(e_));                           \
+    } while (0)
+
+/* Padded tokens per bucket (device scratch is sized for this). */
+#define MAX_TOKENS 32768
+#define GRAPH_MAX_TOKENS 4096
+#define GRAPH_CACHE 48
+#define LN_THREADS 256
+
+/* ---- type helpers --------------------------------------------------------- */
+
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, <= 1024). */
+__device__ float block_sum(float v, float *shared32)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __syncthreads();
+    if (lane == 0)
+        shared32[warp] = v;
+    __syncthreads();
+    int warps = blockDim.x >> 5;
+    float t = lane < warps ? shared32[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1)
+        t += __shfl_xor_sync(0xffffffffu, t, o);
+    return t;
+}
+
+/* LayerNorm of the row held in `row` (shared, H floats), written as f32
+ * and as the GEMM input type. */
+template <typename CT>
+__device__ void ln_row_store(const float *row, int H, const float *g, const float *b, float eps,
+                             float *out, CT *out_c, float *shared32)
+{
+    float s = 0;
+    for (int c = threadIdx.x; c < H; c += blockDim.x)
+        s += row[c];
+    float mean = block_sum(s, shared32) / H;
+    float q = 0;
+    for (int c = threadIdx.x; c < H; c += blockDim.x) {
+        float d = row[c] - mean;
+        q += d * d;
+    }
+    float inv = rsqrtf(block_sum(q, shared32) / H + eps);
+    for (int c = threadIdx.x; c < H; c += blockDim.x) {
+        float v = (row[c] - mean) * inv * g[c] + b[c];
+        out[c] = v;
+        if (out_c)
+            out_c[c] = from_f32<CT>(v);
+    }
+}
+
+/* ---- kernels ----------------------------------------------------------------- */
+
+/* One block per padded token: word + position + type embedding, LayerNorm. */
+template <typename CT>
+__global__ void k_embed(const int32_t *ids, int L, int H, const float *word, const float *pos,
+                        const float *type, const float *g, const float *b, float eps, float *x,
+                        CT *xc)
+{
+    extern __shared__ float row[];
+    __shared__ float red[32];
+    int r = blockIdx.x, t = r % L;
+    const float *we = word + (size_t)ids[r] * H, *pe = pos + (size_t)t * H;
+    for (int c = threadIdx.x; c < H; c += blockDim.x)
+        row[c] = we[c] + pe[c] + type[c];
+    __syncthreads();
+    ln_row_store<CT>(row, H, g, b, eps, x + (size_t)r * H, xc ? xc + (size_t)r * H : nullptr, red);
+}
+
+/* qkv [B*L, 3H] (+ bias) -> q, k, v as [B, heads, L, d]. */
+template <typename CT>
+__global__ void k_split_heads(const float *qkv, const float *bias, int L, int H, int heads,
+                              size_t total, CT *q, CT *k, CT *v)
+{
+    int d = H / heads;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (3 * H);
+        int c = (int)(i % (3 * H));
+        int which = c / H, hc = c % H, h = hc / d, dd = hc % d;
+        size_t b = r / L, t = r % L;
+        size_t dst = ((b * heads + h) * L + t) * d + dd;
+        CT val = from_f32<CT>(qkv[i] + bias[c]);
+        (which == 0 ? q : which == 1 ? k : v)[dst] = val;
+    }
+}
+
+/* One warp per score row: scale, mask keys past the sequence, softmax. */
+template <typename CT>
+__global__ void k_softmax(const float *scores, CT *probs, const int *lens, int L, int heads,
+                          size_t rows, float scale)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    int len = lens[r / ((size_t)heads * L)];
+    const float *s = scores + r * L;
+    CT *p = probs + r * L;
+    float mx = -INFINITY;
+    for (int j = lane; j < len; j += 32)
+        mx = fmaxf(mx, s[j] * scale);
+    for (int o = 16; o > 0; o >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0;
+    for (int j = lane; j < len; j += 32)
+        sum += __expf(s[j] * scale - mx);
+    for (int o = 16; o > 0; o >>= 1)
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float inv = 1.0f / sum;
+    for (int j = lane; j < L; j += 32)
+        p[j] = from_f32<CT>(j < len ? __expf(s[j] * scale - mx) * inv : 0.0f);
+}
+
+/* ctx [B, heads, L, d] -> [B*L, H] in the GEMM input type. */
+template <typename CT>
+__global__ void k_merge_heads(const float *ctx, int L, int H, int heads, size_t total, CT *out)
+{
+    int d = H / heads;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / H;
+        int c = (int)(i % H), h = c / d, dd = c % d;
+        size_t b = r / L, t = r % L;
+        out[i] = from_f32<CT>(ctx[((b * heads + h) * L + t) * d + dd]);
+    }
+}
+
+/* x = LN(x + y + bias), one block per row. */
+template <typename CT>
+__global__ void k_residual_ln(float *x, const float *y, const float *bias, const float *g,
+                              const float *b, float eps, int H, CT *xc)
+{
+    extern __shared__ float row[];
+    __shared__ float red[32];
+    size_t r = blockIdx.x;
+    float *xr = x + r * H;
+    const float *yr = y + r * H;
+    for (int c = threadIdx.x; c < H; c += blockDim.x)
+        row[c] = xr[c] + yr[c] + bias[c];
+    __syncthreads();
+    ln_row_store<CT>(row, H, g, b, eps, xr, xc ? xc + r * H : nullptr, red);
+}
+
+/* out = GELU(ff + bias) (erf form), in the GEMM input type. */
+template <typename CT>
+__global__ void k_bias_gelu(const float *ff, const float *bias, int I, size_t total, CT *out)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float v = ff[i] + bias[i % I];
+        out[i] = from_f32<CT>(0.5f * v * (1.0f + erff(v * 0.70710678118654752f)));
+    }
+}
+
+/* One block per sequence: pooling over its real tokens, then L2 norm. */
+__global__ void k_pool(const float *x, const int *lens, int L, int H, int mode, int normalize,
+                       float *out)
+{
+    extern __shared__ float row[];
+    __shared__ float red[32];
+    int b = blockIdx.x, len = lens[b];
+    const float *base = x + (size_t)b * L * H;
+    for (int c = threadIdx.x; c < H; c += blockDim.x) {
+        float acc;
+        if (mode == ELO_POOLING_CLS) {
+            acc = base[c];
+        } else if (mode == ELO_POOLING_MAX) {
+            acc = base[c];
+            for (int t = 1; t < len; t++)
+                acc = fmaxf(acc, base[(size_t)t * H + c]);
+        } else {
+            float s = 0;
+            for (int t = 0; t < len; t++)
+                s += base[(size_t)t * H + c];
+            acc = mode == ELO_POOLING_MEAN ? s / len : s / sqrtf((float)len);
+        }
+        row[c] = acc;
+    }
+    __syncthreads();
+    float scale = 1.0f;
+    if (normalize) {
+        float q = 0;
+        for (int c = threadIdx.x; c < H; c += blockDim.x)
+            q += row[c] * row[c];
+        scale = 1.0f / fmaxf(sqrtf(block_sum(q, red)), 1e-12f);
+    }
+    for (int c = threadIdx.x; c < H; c += blockDim.x)
+        out[(size_t)b * H + c] = row[c] * scale;
+}
+
+__global__ void k_f32_to_f16(const float *in, __half *out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = __float2half_rn(in[i]);
+}
+
+__global__ void k_f32_to_bf16(const float *in, __nv_bfloat16 *out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16_rn(in[i]);
+}
+
+/* ---- context ----------------------------------------------------------------- */
+
+struct dev_layer {
+    void *qkv_w, *ao_w, *ff1_w, *ff2_w;     /* GEMM input type */
+    float *qkv_b, *ao_b, *ln1_g, *ln1_b, *ff1_b, *ff2_b, *ln2_g, *ln2_b;
+};
+
+struct graph_entry {
+    int batch, len;
+    cudaGraphExec_t exec;
+};
+
+struct cuda_embed {
+    elo_backend *b;
+    cudaStream_t stream;
+    elo_dtype prec;
+    elo_embed_info info;
+    size_t ct_size;                 /* bytes of the GEMM input type */
+    void *allocs[512];              /* every cudaMalloc, freed at the end */
+    int alloc_count;
+    float *word, *pos, *type, *emb_g, *emb_b;
+    dev_layer *layers;
+    int max_tokens, max_len;
+    int32_t *d_ids;
+    int *d_lens;
+    float *x, *qkv, *scores, *ctx, *y, *ff, *pooled;
+    void *xc, *q, *k, *v, *probs, *attn, *ffc;   /* GEMM inputs (alias f32 at f32) */
+    int32_t *h_ids;                 /* pinned */
+    int *h_lens;
+    float *h_out;
+    graph_entry graphs[GRAPH_CACHE];
+    int graph_count;
+    int graphs_off;
+};
+
+static int dev_alloc(cuda_embed *c, size_t bytes, void **out)
+{
+    *out = nullptr;
+    if (c->alloc_count >= (int)(sizeof c->allocs / sizeof c->allocs[0]))
+        return elo_seterr(ELO_INTERNAL, "too many device allocations");
+    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return elo_seterr(e == cudaErrorMemoryAllocation ? ELO_NOMEM : ELO_DEVICE,
+                          "cudaMalloc(%zu bytes) for the embedding model: %s", bytes,
+                          cudaGetErrorString(e));
+    }
+    c->allocs[c->alloc_count++] = *out;
+    return ELO_OK;
+}
+
+/* Uploads n floats; with `as_ct` the device copy is converted to the GEMM
+ * input type (through a temporary f32 buffer). */
+static int upload(cuda_embed *c, const float *host, size_t n, int as_ct, void **out)
+{
+    int rc;
+    if (!as_ct || c->prec == ELO_DTYPE_F32) {
+        if ((rc = dev_alloc(c, n * sizeof(float), out)) < 0)
+            return rc;
+        CU(cudaMemcpyAsync(*out, host, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+        return ELO_OK;
+    }
+    float *tmp = nullptr;
+    CU(cudaMalloc((void **)&tmp, n * sizeof(float)));
+    if ((rc = dev_alloc(c, n * c->ct_size, out)) < 0) {
+        cudaFree(tmp);
+        return rc;
+    }
+    cudaError_t e = cudaMemcpyAsync(tmp, host, n * sizeof(float), cudaMemcpyHostToDevice,
+                                    c->stream);
+    if (e == cudaSuccess) {
+        unsigned blocks = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
+        if (c->prec == ELO_DTYPE_F16)
+            k_f32_to_f16<<<blocks, 256, 0, c->stream>>>(tmp, (__half *)*out, n);
+        else
+            k_f32_to_bf16<<<blocks, 256, 0, c->stream>>>(tmp, (__nv_bfloat16 *)*out, n);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->stream);
+    cudaFree(tmp);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return elo_seterr(ELO_DEVICE, "uploading weights: %s", cudaGetErrorString(e));
+    }
+    return ELO_OK;
+}
+
+extern "C" void elo__embed_cuda_free(void *ctx)
+{
+    cuda_embed *c = (cuda_embed *)ctx;
+    if (!c)
+        return;
+    if (c->stream)
+        cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < c->graph_count; i++)
+        cudaGraphExecDestroy(c->graphs[i].exec);
+    for (int i = 0; i < c->alloc_count; i++)
+        cudaFree(c->allocs[i]);
+    cudaFreeHost(c->h_ids);
+    cudaFreeHost(c->h_lens);
+    cudaFreeHost(c->h_out);
+    cudaGetLastError();
+    free(c->layers);
+    free(c);
+}
+
+extern "C" int elo__embed_cuda_max_tokens(void *ctx) { return ((cuda_embed *)ctx)->max_tokens; }
+
+static int create(cuda_embed *c, const elo_embed_model *m)
+{
+    const elo_embed_info *in = &c->info;
+    const elo__bert_weights *w = &m->w;
+    size_t H = in->hidden, I = in->intermediate, heads = in->heads;
+    if (H > 4096 || I > 65536)
+        return elo_seterr(ELO_UNSUPPORTED, "hidden size %zu is too large for the CUDA encoder", H);
+    int rc;
+    if ((rc = upload(c, w->word_emb, (size_t)in->vocab_size * H, 0, (void **)&c->word)) < 0 ||
+        (rc = upload(c, w->pos_emb, (size_t)in->max_positions * H, 0, (void **)&c->pos)) < 0 ||
+        (rc = upload(c, w->type_emb, H, 0, (void **)&c->type)) < 0 ||
+        (rc = upload(c, w->emb_ln_g, H, 0, (void **)&c->emb_g)) < 0 ||
+        (rc = upload(c, w->emb_ln_b, H, 0, (void **)&c->emb_b)) < 0)
+        return rc;
+    c->layers = (dev_layer *)calloc((size_t)in->layers, sizeof *c->layers);
+    if (!c->layers)
+        return elo_seterr(ELO_NOMEM, "out of memory");
+    for (int l = 0; l < in->layers; l++) {
+        const elo__bert_layer *s = &w->layers[l];
+        dev_layer *d = &c->layers[l];
+        if ((rc = upload(c, s->qkv_w, 3 * H * H, 1, &d->qkv_w)) < 0 ||
+            (rc = upload(c, s->ao_w, H * H, 1, &d->ao_w)) < 0 ||
+            (rc = upload(c, s->ff1_w, I * H, 1, &d->ff1_w)) < 0 ||
+            (rc = upload(c, s->ff2_w, H * I, 1, &d->ff2_w)) < 0 ||
+            (rc = upload(c, s->qkv_b, 3 * H, 0, (void **)&d->qkv_b)) < 0 ||
+            (rc = upload(c, s->ao_b, H, 0, (void **)&d->ao_b)) < 0 ||
+            (rc = upload(c, s->ln1_g, H, 0, (void **)&d->ln1_g)) < 0 ||
+            (rc = upload(c, s->ln1_b, H, 0, (void **)&d->ln1_b)) < 0 ||
+            (rc = upload(c, s->ff1_b, I, 0, (void **)&d->ff1_b)) < 0 ||
+            (rc = upload(c, s->ff2_b, H, 0, (void **)&d->ff2_b)) < 0 ||
+            (rc = upload(c, s->ln2_g, H, 0, (void **)&d->ln2_g)) < 0 ||
+            (rc = upload(c, s->ln2_b, H, 0, (void **)&d->ln2_b)) < 0)
+            return rc;
+    }
+    size_t T = (size_t)c->max_tokens, Lm = (size_t)c->max_len;
+    int half = c->prec != ELO_DTYPE_F32;
+    if ((rc = dev_alloc(c, T * sizeof(int32_t), (void **)&c->d_ids)) < 0 ||
+        (rc = dev_alloc(c, T * sizeof(int), (void **)&c->d_lens)) < 0 ||
+        (rc = dev_alloc(c, T * H * 4, (void **)&c->x)) < 0 ||
+        (rc = dev_alloc(c, T * 3 * H * 4, (void **)&c->qkv)) < 0 ||
+        (rc = dev_alloc(c, T * heads * Lm * 4, (void **)&c->scores)) < 0 ||
+        (rc = dev_alloc(c, T * H * 4, (void **)&c->ctx)) < 0 ||
+        (rc = dev_alloc(c, T * H * 4, (void **)&c->y)) < 0 ||
+        (rc = dev_alloc(c, T * I * 4, (void **)&c->ff)) < 0 ||
+        (rc = dev_alloc(c, T * H * 4, (void **)&c->pooled)) < 0 ||
+        (rc = dev_alloc(c, T * H * c->ct_size, &c->q)) < 0 ||
+        (rc = dev_alloc(c, T * H * c->ct_size, &c->k)) < 0 ||
+        (rc = dev_alloc(c, T * H * c->ct_size, &c->v)) < 0 ||
+        (rc = dev_alloc(c, T * H * c->ct_size, &c->attn)) < 0)
+        return rc;
+    if (half) {
+        if ((rc = dev_alloc(c, T * H * c->ct_size, &c->xc)) < 0 ||
+            (rc = dev_alloc(c, T * heads * Lm * c->ct_size, &c->probs)) < 0 ||
+            (rc = dev_alloc(c, T * I * c->ct_size, &c->ffc)) < 0)
+            return rc;
+    } else {
+        c->xc = c->x;        /* f32: GEMM inputs are the f32 buffers */
+        c->probs = c->scores;
+        c->ffc = c->ff;
+    }
+    CU(cudaMallocHost((void **)&c->h_ids, T * sizeof(int32_t)));
+    CU(cudaMallocHost((void **)&c->h_lens, T * sizeof(int)));
+    CU(cudaMallocHost((void **)&c->h_out, T * H * sizeof(float)));
+    CU(cudaStreamSynchronize(c->stream));
+    return ELO_OK;
+}
+
+extern "C" int elo__embed_cuda_new(elo_backend *b, const elo_embed_model *m, elo_dtype precision,
+                                   void **out)
+{
+    *out = nullptr;
+    cuda_embed *c = (cuda_embed *)calloc(1, sizeof *c);
+    if (!c)
+        return elo_seterr(ELO_NOMEM, "out of memory");
+    c->b = b;
+    c->stream = (cudaStream_t)elo_backend_cuda_stream(b);
+    c->prec = precision;
+    c->info = m->info;
+    c->ct_size = precision == ELO_DTYPE_F32 ? 4 : 2;
+    c->max_len = m->info.max_positions;
+    c->max_tokens = MAX_TOKENS;
+    /* Scores take tokens x heads x max_len floats: shrink the bucket for
+     * long-context models so that stays under ~1 GiB. */
+    while (c->max_tokens > c->max_len &&
+           (size_t)c->max_tokens * m->info.heads * c->max_len * 4 > (1u << 30))
+        c->max_tokens /= 2;
+    if (c->max_tokens < c->max_len)
+        c->max_tokens = c->max_len;
+    int rc = create(c, m);
+    if (rc < 0) {
+        elo__embed_cuda_free(c);
+        return rc;
+    }
+    *out = c;
+    return ELO_OK;
+}
+
+/* ---- the forward pass ---------------------------------------------------------- */
+
+static int gemm(cuda_embed *c, int trans_b, int m, int n, int k, const void *a, int lda,
+                const void *bm, int ldb, float *out, int ldc, int batch, long long sa,
+                long long sb, long long sc)
+{
+    elo_gemm g;
+    memset(&g, 0, sizeof g);
+    g.trans_a = 0;
+    g.trans_b = trans_b;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    g.a = a;
+    g.lda = lda;
+    g.b = bm;
+    g.ldb = ldb;
+    g.c = out;
+    g.ldc = ldc;
+    g.in_type = c->prec;
+    g.out_type = ELO_DTYPE_F32;
+    g.batch = batch;
+    g.stride_a = sa;
+    g.stride_b = sb;
+    g.stride_c = sc;
+    g.allow_tf32 = 0;
+    return elo_backend_gemm(c->b, &g);
+}
+
+static unsigned grid_for(size_t n)
+{
+    size_t blocks = (n + 255) / 256;
+    return (unsigned)(blocks < 65535 ? (blocks ? blocks : 1) : 65535);
+}
+
+template <typename CT> static int forward(cuda_embed *c, int B, int L)
+{
+    const elo_embed_info *in = &c->info;
+    int H = in->hidden, I = in->intermediate, heads = in->heads, d = H / heads;
+    size_t T = (size_t)B * L;
+    cudaStream_t st = c->stream;
+    int half = c->prec != ELO_DTYPE_F32;
+    CT *xc = half ? (CT *)c->xc : nullptr;
+    size_t row_smem = (size_t)H * sizeof(float);
+    int rc;
+    CU(cudaMemcpyAsync(c->d_ids, c->h_ids, T * sizeof(int32_t), cudaMemcpyHostToDevice, st));
+    CU(cudaMemcpyAsync(c->d_lens, c->h_lens, (size_t)B * sizeof(int), cudaMemcpyHostToDevice,
+                       st));
+    k_embed<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(c->d_ids, L, H, c->word, c->pos,
+                                                           c->type, c->emb_g, c->emb_b,
+                                                           in->layer_norm_eps, c->x, xc);
+    LAUNCHED("embed");
+    float scale = 1.0f / sqrtf((float)d);
+    size_t score_rows = (size_t)B * heads * L;
+    for (int l = 0; l < in->layers; l++) {
+        const dev_layer *w = &c->layers[l];
+        /* qkv = x Wqkv (weights stored [in, out]); bias added while splitting heads. */
+        if ((rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv, 3 * H, 0, 0, 0,
+                       0)) < 0)
+            return rc;
+        k_split_heads<CT><<<grid_for(T * 3 * H), 256, 0, st>>>(c->qkv, w->qkv_b, L, H, heads,
+                                                               T * 3 * H, (CT *)c->q,
+                                                               (CT *)c->k, (CT *)c->v);
+        LAUNCHED("split");
+        /* scores[b,h] = q k^T, one strided batch over B x heads. */
+        if ((rc = gemm(c, 1, L, L, d, c->q, d, c->k, d, c->scores, L, B * heads,
+                       (long long)L * d, (long long)L * d, (long long)L * L)) < 0)
+            return rc;
+        k_softmax<CT><<<(unsigned)((score_rows + 7) / 8), 256, 0, st>>>(
+            c->scores, (CT *)c->probs, c->d_lens, L, heads, score_rows, scale);
+        LAUNCHED("softmax");
+        if ((rc = gemm(c, 0, L, d, L, c->probs, L, c->v, d, c->ctx, d, B * heads,
+                       (long long)L * L, (long long)L * d, (long long)L * d)) < 0)
+            return rc;
+        k_merge_heads<CT><<<grid_for(T * H), 256, 0, st>>>(c->ctx, L, H, heads, T * H,
+                                                            (CT *)c->attn);
+        LAUNCHED("merge");
+        if ((rc = gemm(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
+            return rc;
+        k_residual_ln<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(
+            c->x, c->y, w->ao_b, w->ln1_g, w->ln1_b, in->layer_norm_eps, H, xc);
+        LAUNCHED("ln1");
+        if ((rc = gemm(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ff, I, 0, 0, 0, 0)) < 0)
+            return rc;
+        k_bias_gelu<CT><<<grid_for(T * I), 256, 0, st>>>(c->ff, w->ff1_b, I, T * I,
+                                                         (CT *)c->ffc);
+        LAUNCHED("gelu");
+        if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
+            return rc;
+        k_residual_ln<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(
+            c->x, c->y, w->ff2_b, w->ln2_g, w->ln2_b, in->layer_norm_eps, H, xc);
+        LAUNCHED("ln2");
+    }
+    k_pool<<<(unsigned)B, LN_THREADS, row_smem, st>>>(c->x, c->d_lens, L, H, (int)in->pooling,
+                                                      in->normalize, c->pooled);
+    LAUNCHED("pool");
+    CU(cudaMemcpyAsync(c->h_out, c->pooled, (size_t)B * H * sizeof(float),
+                       cudaMemcpyDeviceToHost, st));
+    return ELO_OK;
+}
+
+static int enqueue(cuda_embed *c, int B, int L)
+{
+    switch (c->prec) {
+    case ELO_DTYPE_F16: return forward<__half>(c, B, L);
+    case ELO_DTYPE_BF16: return forward<__nv_bfloat16>(c, B, L);
+    default: return forward<float>(c, B, L);
+    }
+}
+
+/* Captures the pass for (B, L) into a graph; failures turn graphs off. */
+static void try_capture(cuda_embed *c, int B, int L)
+{
+    if (c->graphs_off || c->graph_count >= GRAPH_CACHE)
+        return;
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        cudaGetLastError();
+        c->graphs_off = 1;
+        return;
+    }
+    int rc = enqueue(c, B, L);
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (rc == ELO_OK && e == cudaSuccess && graph)
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (rc < 0 || e != cudaSuccess || !exec) {
+        cudaGetLastError();
+        elo_clearerr();
+        elo_debug("embed: CUDA graph capture failed; running without graphs");
+        c->graphs_off = 1;
+        return;
+    }
+    c->graphs[c->graph_count].batch = B;
+    c->graphs[c->graph_count].len = L;
+    c->graphs[c->graph_count].exec = exec;
+    c->graph_count++;
+}
+
+extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *lens, int count,
+                                   int seq_len, float *out)
+{
+    cuda_embed *c = (cuda_embed *)ctx;
+    const elo_embed_info *in = &c->info;
+    if (count <= 0)
+        return ELO_OK;
+    if (seq_len < 1 || seq_len > c->max_len || (size_t)count * seq_len > (size_t)c->max_tokens)
+        return elo_seterr(ELO_BADINPUT, "bucket of %d x %d tokens does not fit (%d)", count,
+                          seq_len, c->max_tokens);
+    /* Pad each sequence to seq_len with [PAD]-position zeros (id 0). */
+    size_t pos = 0;
+    for (int i = 0; i < count; i++) {
+        if (lens[i] < 1 || lens[i] > seq_len)
+            return elo_seterr(ELO_BADINPUT, "sequence %d has %d tokens (1..%d)", i, lens[i],
+                              seq_len);
+        for (int t = 0; t < seq_len; t++) {
+            int32_t id = t < lens[i] ? ids[pos + t] : 0;
+            if (id < 0 || id >= in->vocab_size)
+                return elo_seterr(ELO_BADINPUT, "token id %d is outside the vocabulary (%d)",
+                                  (int)id, in->vocab_size);
+            c->h_ids[(size_t)i * seq_len + t] = id;
+        }
+        c->h_lens[i] = lens[i];
+        pos += (size_t)lens[i];
+    }
+    int rc = ELO_OK;
+    cudaGraphExec_t exec = nullptr;
+    int small = (size_t)count * seq_len <= GRAPH_MAX_TOKENS;
+    for (int i = 0; small && i < c->graph_count; i++)
+        if (c->graphs[i].batch == count && c->graphs[i].len == seq_len)
+            exec = c->graphs[i].exec;
+    if (exec) {
+        CU(cudaGraphLaunch(exec, c->stream));
+    } else {
+        if ((rc = enqueue(c, count, seq_len)) < 0) {
+            cudaStreamSynchronize(c->stream);
+            cudaGetLastError();
+            return rc;
+        }
+    }
+    CU(cudaStreamSynchronize(c->stream));
+    memcpy(out, c->h_out, (size_t)count * in->hidden * sizeof(float));
+    elo_backend_count_op("embed");
+    if (!exec && small)
+        try_capture(c, count, seq_len);
+    return ELO_OK;
+}
