@@ -257,6 +257,102 @@ static T512 void row_avx512(const void *row, elo_dtype dtype, int dim, const flo
     }
 }
 
+/* ---- bounded FMA prefilter (AVX-512) ---------------------------------------
+ * For batches the exact score is compute-bound: a separate multiply and add
+ * per element and query. The prefilter first computes 16 queries' scores
+ * with one FMA per element (in any order) and, for ip/cosine, the row's
+ * squared norm (one more FMA per element, shared by the 16). With m =
+ * ceil(dim/16) terms per lane and a depth-4 tree, both the canonical score
+ * and the FMA score are within gamma(m+5) * sum|x_i q_i| of the exact real
+ * dot product (gamma(n) = n u / (1 - n u), u = 2^-24), so
+ *     |fma - canonical| <= 2 gamma(m+5) |x| |q|        (ip, cosine)
+ *     |fma - canonical| <= 2 gamma(m+5) sum d_i^2      (l2; d_i rounded the
+ *                                                       same way in both)
+ * plus an absolute term for underflow and margins for the rounding of the
+ * bound arithmetic itself. A (row, query) whose FMA score cannot reach the
+ * query's current k-th key even with that bound is skipped; every other
+ * one is scored exactly, so the results are the canonical ones, bit for
+ * bit (tests/unit/test-vstore.c checks near-ties one ulp apart). */
+static inline __attribute__((always_inline)) T512 __m512
+approx512_16(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, int l2,
+             float *norm2)
+{
+    __m512 acc[16], nacc = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int i = 0; i < dim; i += 16) {
+        __m512 x;
+        if (i + 16 <= dim) {
+            x = load512(row, dtype, i);
+        } else {
+            float tail[16] = {0};
+            for (int t = 0; i + t < dim; t++)
+                tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
+                                                 : ((const float *)row)[i + t];
+            x = _mm512_loadu_ps(tail);
+        }
+        if (!l2)
+            nacc = _mm512_fmadd_ps(x, x, nacc);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
+            if (l2) {
+                __m512 d = _mm512_sub_ps(x, qv);
+                acc[j] = _mm512_fmadd_ps(d, d, acc[j]);
+            } else {
+                acc[j] = _mm512_fmadd_ps(x, qv, acc[j]);
+            }
+        }
+    }
+    *norm2 = l2 ? 0 : _mm512_reduce_add_ps(nacc);
+    /* Transposed pairwise reduction (depth 4): 16 registers -> one with
+     * query j's sum in lane j. */
+    __m512 s8[8], s4[4], s2[2];
+    for (int m = 0; m < 8; m++)
+        s8[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44),
+                              _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+    for (int n = 0; n < 4; n++)
+        s4[n] = _mm512_add_ps(_mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0x88),
+                              _mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0xDD));
+    for (int p = 0; p < 2; p++)
+        s2[p] = _mm512_add_ps(_mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 v = _mm512_add_ps(_mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* Lane 4r+c of v holds query 4c+r. */
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(perm, v);
+}
+
+/* Returns a mask of the queries (of 16 starting at q) whose canonical score
+ * might reach `thr` (their current k-th keys; -inf: heap not full, +inf:
+ * padding). */
+static T512 unsigned prefilter_avx512(const void *row, elo_dtype dtype, int dim, const float *q,
+                                      int dpad, int l2, const float *qnorm, const float *thr,
+                                      float gamma2, float tiny)
+{
+    float norm2;
+    __m512 a = l2 ? approx512_16(row, dtype, dim, q, dpad, 1, &norm2)
+                  : approx512_16(row, dtype, dim, q, dpad, 0, &norm2);
+    __m512 absa = _mm512_abs_ps(a);
+    __m512 scale;
+    if (l2) {
+        scale = absa;                                    /* sum d_i^2 ~ a */
+    } else {
+        float xnorm = sqrtf(norm2 * (1 + 0x1p-18f));     /* upper bound of |x| */
+        scale = _mm512_mul_ps(_mm512_set1_ps(xnorm), _mm512_loadu_ps(qnorm));
+    }
+    /* bound = (gamma2 * scale + tiny + |a| 2^-21) (1 + 2^-18): the last two
+     * terms cover the rounding of this arithmetic and of a + bound. */
+    __m512 bound = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(gamma2), scale), _mm512_set1_ps(tiny));
+    bound = _mm512_add_ps(bound, _mm512_mul_ps(absa, _mm512_set1_ps(0x1p-21f)));
+    bound = _mm512_mul_ps(bound, _mm512_set1_ps(1 + 0x1p-18f));
+    __m512 best = l2 ? _mm512_sub_ps(bound, a) : _mm512_add_ps(a, bound);
+    /* Keep unless best < thr (NaN keeps: scored exactly). */
+    return (unsigned)_mm512_cmp_ps_mask(best, _mm512_loadu_ps(thr), _CMP_NLT_UQ);
+}
+
 static inline T256 void load256x2(const void *row, elo_dtype dtype, int i, __m256 *lo, __m256 *hi)
 {
     if (dtype == ELO_DTYPE_F16) {
@@ -503,7 +599,11 @@ static int cmp_hit(const void *a, const void *b)
 typedef struct {
     elo_vstore *vs;
     row_fn fn;
+    int prefilter;             /* 1: AVX-512 bounded FMA prefilter */
     const float *q;            /* this pass's queries, padded to dpad */
+    float qnorm[PASS_QUERIES]; /* upper bounds of the queries' L2 norms */
+    float gamma2;              /* 2 gamma(m+5), see the prefilter */
+    float tiny;                /* absolute bound for underflow */
     int dpad, nq, k, l2;
     uint64_t chunk_rows;
     heap *heaps;               /* [thread][nq] */
@@ -520,14 +620,47 @@ static void scan_task(void *arg, int task, int thread)
         end = vs->h.row_count;
     heap *heaps = job->heaps + (size_t)thread * PASS_QUERIES;
     float scores[PASS_QUERIES];
+    /* The prefilter's thresholds: this thread's k-th key per query (-inf
+     * until its heap is full; +inf for padding queries). */
+    float thr[PASS_QUERIES];
+    for (int j = 0; j < PASS_QUERIES; j++)
+        thr[j] = j >= job->nq ? INFINITY
+                 : heaps[j].size == job->k ? heaps[j].items[0].key : -INFINITY;
     const uint64_t seq = vs->h.seq;
     for (uint64_t r = begin; r < end; r++) {
         uint64_t stamp = vs->stamps[r];
         if (stamp != 0 && stamp <= seq)
             continue;
-        job->fn(vs->rows + r * vs->row_bytes, (elo_dtype)vs->h.dtype, (int)vs->h.dim, job->q,
-                job->dpad, job->nq, job->l2, scores);
+        const uint8_t *row = vs->rows + r * vs->row_bytes;
         int64_t id = vs->ids[r];
+#if HAVE_X86
+        if (job->prefilter) {
+            for (int g = 0; g < job->nq; g += 16) {
+                unsigned mask = prefilter_avx512(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim,
+                                                 job->q + (size_t)g * job->dpad, job->dpad, job->l2,
+                                                 job->qnorm + g, thr + g, job->gamma2, job->tiny);
+                while (mask) {
+                    int j = g + __builtin_ctz(mask);
+                    mask &= mask - 1;
+                    float sc;
+                    job->fn(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim,
+                            job->q + (size_t)j * job->dpad, job->dpad, 1, job->l2, &sc);
+                    float key = job->l2 ? -sc : sc;
+                    if (key != key)
+                        key = -INFINITY;
+                    heap *h = &heaps[j];
+                    if (h->size == job->k && key < h->items[0].key)
+                        continue;
+                    heap_push(h, job->k, (hit){key, id});
+                    if (h->size == job->k)
+                        thr[j] = h->items[0].key;
+                }
+            }
+            continue;
+        }
+#endif
+        job->fn(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim, job->q, job->dpad, job->nq, job->l2,
+                scores);
         for (int j = 0; j < job->nq; j++) {
             float key = job->l2 ? -scores[j] : scores[j];
             if (key != key)
@@ -615,6 +748,19 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
 
     scan_job job = {.vs = vs, .fn = kernel_fn, .dpad = dpad, .k = k,
                     .l2 = vs->h.metric == ELO_VSTORE_L2};
+    /* The prefilter works on groups of 16 queries (padded with zero
+     * queries whose threshold is +inf); it pays from about 12 on. */
+    int prefilter_ok = 0;
+#if HAVE_X86
+    prefilter_ok = kernel_fn == row_avx512 && !getenv("ELOHIM_VSTORE_NO_PREFILTER");
+#endif
+    {
+        double u = ldexp(1.0, -24), n = (double)((dim + 15) / 16 + 5);
+        job.gamma2 = (float)(2 * (n * u / (1 - n * u)) * (1 + 1e-3));
+        /* Each of at most 2*dim + 16 roundings may lose 2^-150 to underflow;
+         * counted as normal floats so the sum itself stays exact enough. */
+        job.tiny = (float)((2.0 * dim + 16) * ldexp(1.0, -126));
+    }
     uint64_t chunk = rows / ((uint64_t)threads * 16) + 1;
     job.chunk_rows = chunk < 2048 ? 2048 : chunk;
     uint64_t tasks = (rows + job.chunk_rows - 1) / job.chunk_rows;
@@ -634,9 +780,18 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
     for (int q0 = 0; q0 < query_count; q0 += PASS_QUERIES) {
         int nq = ELO_MIN(PASS_QUERIES, query_count - q0);
         job.nq = nq;
-        for (int j = 0; j < nq; j++)
-            memcpy(qpad + (size_t)j * dpad, queries + (size_t)(q0 + j) * dim,
-                   (size_t)dim * sizeof *qpad);
+        memset(qpad, 0, (size_t)PASS_QUERIES * dpad * sizeof *qpad);
+        for (int j = 0; j < nq; j++) {
+            const float *src = queries + (size_t)(q0 + j) * dim;
+            memcpy(qpad + (size_t)j * dpad, src, (size_t)dim * sizeof *qpad);
+            double s2 = 0;
+            for (int i = 0; i < dim; i++)
+                s2 += (double)src[i] * src[i];
+            job.qnorm[j] = (float)(sqrt(s2) * (1 + 1e-6));
+        }
+        for (int j = nq; j < PASS_QUERIES; j++)
+            job.qnorm[j] = 0;
+        job.prefilter = prefilter_ok && nq >= 12;
         for (int t = 0; t < threads; t++)
             for (int j = 0; j < PASS_QUERIES; j++) {
                 heap *h = &job.heaps[(size_t)t * PASS_QUERIES + j];
