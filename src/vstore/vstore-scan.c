@@ -349,8 +349,11 @@ static T512 unsigned prefilter_avx512(const void *row, elo_dtype dtype, int dim,
     bound = _mm512_add_ps(bound, _mm512_mul_ps(absa, _mm512_set1_ps(0x1p-21f)));
     bound = _mm512_mul_ps(bound, _mm512_set1_ps(1 + 0x1p-18f));
     __m512 best = l2 ? _mm512_sub_ps(bound, a) : _mm512_add_ps(a, bound);
-    /* Keep unless best < thr (NaN keeps: scored exactly). */
-    return (unsigned)_mm512_cmp_ps_mask(best, _mm512_loadu_ps(thr), _CMP_NLT_UQ);
+    /* Keep unless best < thr (NaN keeps: scored exactly). Products near
+     * the f32 range may overflow in one sum and not the other: rows with
+     * |x||q| > 1e30 are always scored exactly. */
+    return (unsigned)(_mm512_cmp_ps_mask(best, _mm512_loadu_ps(thr), _CMP_NLT_UQ) |
+                      _mm512_cmp_ps_mask(scale, _mm512_set1_ps(1e30f), _CMP_NLE_UQ));
 }
 
 static inline T256 void load256x2(const void *row, elo_dtype dtype, int i, __m256 *lo, __m256 *hi)
