@@ -340,7 +340,9 @@ static T512 unsigned prefilter_avx512(const void *row, elo_dtype dtype, int dim,
     if (l2) {
         scale = absa;                                    /* sum d_i^2 ~ a */
     } else {
-        float xnorm = sqrtf(norm2 * (1 + 0x1p-18f));     /* upper bound of |x| */
+        /* The FMA sum of x_i^2 is >= (1 - gamma) sum x_i^2: 1 + gamma2
+         * (2 gamma) makes it an upper bound. */
+        float xnorm = sqrtf(norm2 * (1 + gamma2));
         scale = _mm512_mul_ps(_mm512_set1_ps(xnorm), _mm512_loadu_ps(qnorm));
     }
     /* bound = (gamma2 * scale + tiny + |a| 2^-21) (1 + 2^-18): the last two
