@@ -272,8 +272,8 @@ static void test_search_exact(void **state)
 static void test_prefilter_near_ties(void **state)
 {
     (void)state;
-    int dims[] = {384, 20};
-    for (int di = 0; di < 2; di++)
+    int dims[] = {384, 20, 1500};
+    for (int di = 0; di < 3; di++)
         for (int metric = 0; metric < 3; metric++) {
             int dim = dims[di];
             const char *p = tpath("ties.vs");
