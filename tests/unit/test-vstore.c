@@ -267,8 +267,9 @@ static void test_search_exact(void **state)
 }
 
 /* Near-ties: rows one ulp apart, so the order is decided by the last bits
- * of the canonical sums; the FMA prefilter must not drop any row that the
- * exact score would keep. Also with the prefilter off: identical. */
+ * of the canonical sums; the prefilters (bf16 where the CPU has it, f32
+ * FMA) must not drop any row that the exact score would keep. Also with
+ * the prefilter off: identical. */
 static void test_prefilter_near_ties(void **state)
 {
     (void)state;
@@ -299,6 +300,10 @@ static void test_prefilter_near_ties(void **state)
             check_search(vs, q, 32, 10);
             check_search(vs, q, 16, 100);
             check_search(vs, q, 5, 1);
+            setenv("ELOHIM_VSTORE_NO_BF16", "1", 1);      /* the f32 FMA prefilter */
+            check_search(vs, q, 32, 10);
+            check_search(vs, q, 13, 50);
+            unsetenv("ELOHIM_VSTORE_NO_BF16");
             setenv("ELOHIM_VSTORE_NO_PREFILTER", "1", 1);
             check_search(vs, q, 32, 10);
             unsetenv("ELOHIM_VSTORE_NO_PREFILTER");
