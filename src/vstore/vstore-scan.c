@@ -30,6 +30,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_X86 1
 #else
@@ -257,6 +258,210 @@ static T512 void row_avx512(const void *row, elo_dtype dtype, int dim, const flo
     }
 }
 
+/* ---- bounded FMA prefilter (AVX-512) ---------------------------------------
+ * For batches the exact score is compute-bound: a separate multiply and add
+ * per element and query. The prefilter first computes 16 queries' scores
+ * with one FMA per element (in any order) and, for ip/cosine, the row's
+ * squared norm (one more FMA per element, shared by the 16). With m =
+ * ceil(dim/16) terms per lane and a depth-4 tree, both the canonical score
+ * and the FMA score are within gamma(m+5) * sum|x_i q_i| of the exact real
+ * dot product (gamma(n) = n u / (1 - n u), u = 2^-24), so
+ *     |fma - canonical| <= 2 gamma(m+5) |x| |q|        (ip, cosine)
+ *     |fma - canonical| <= 2 gamma(m+5) sum d_i^2      (l2; d_i rounded the
+ *                                                       same way in both)
+ * plus an absolute term for underflow and margins for the rounding of the
+ * bound arithmetic itself. A (row, query) whose FMA score cannot reach the
+ * query's current k-th key even with that bound is skipped; every other
+ * one is scored exactly, so the results are the canonical ones, bit for
+ * bit (tests/unit/test-vstore.c checks near-ties one ulp apart). */
+static inline __attribute__((always_inline)) T512 __m512
+approx512_16(const void *row, elo_dtype dtype, int dim, const float *q, int dpad, int l2,
+             float *norm2)
+{
+    __m512 acc[16], nacc = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int i = 0; i < dim; i += 16) {
+        __m512 x;
+        if (i + 16 <= dim) {
+            x = load512(row, dtype, i);
+        } else {
+            float tail[16] = {0};
+            for (int t = 0; i + t < dim; t++)
+                tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
+                                                 : ((const float *)row)[i + t];
+            x = _mm512_loadu_ps(tail);
+        }
+        if (!l2)
+            nacc = _mm512_fmadd_ps(x, x, nacc);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            __m512 qv = _mm512_loadu_ps(q + (size_t)j * dpad + i);
+            if (l2) {
+                __m512 d = _mm512_sub_ps(x, qv);
+                acc[j] = _mm512_fmadd_ps(d, d, acc[j]);
+            } else {
+                acc[j] = _mm512_fmadd_ps(x, qv, acc[j]);
+            }
+        }
+    }
+    *norm2 = l2 ? 0 : _mm512_reduce_add_ps(nacc);
+    /* Transposed pairwise reduction (depth 4): 16 registers -> one with
+     * query j's sum in lane j. */
+    __m512 s8[8], s4[4], s2[2];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++)
+        s8[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44),
+                              _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+#pragma GCC unroll 8
+    for (int n = 0; n < 4; n++)
+        s4[n] = _mm512_add_ps(_mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0x88),
+                              _mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0xDD));
+#pragma GCC unroll 8
+    for (int p = 0; p < 2; p++)
+        s2[p] = _mm512_add_ps(_mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 v = _mm512_add_ps(_mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* Lane 4r+c of v holds query 4c+r. */
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(perm, v);
+}
+
+/* Returns a mask of the queries (of 16 starting at q) whose canonical score
+ * might reach `thr` (their current k-th keys; -inf: heap not full, +inf:
+ * padding). */
+static T512 unsigned prefilter_avx512(const void *row, elo_dtype dtype, int dim, const float *q,
+                                      int dpad, int l2, const float *qnorm, const float *thr,
+                                      float gamma2, float tiny)
+{
+    float norm2;
+    __m512 a = l2 ? approx512_16(row, dtype, dim, q, dpad, 1, &norm2)
+                  : approx512_16(row, dtype, dim, q, dpad, 0, &norm2);
+    __m512 absa = _mm512_abs_ps(a);
+    __m512 scale;
+    if (l2) {
+        scale = absa;                                    /* sum d_i^2 ~ a */
+    } else {
+        /* The FMA sum of x_i^2 is >= (1 - gamma) sum x_i^2: 1 + gamma2
+         * (2 gamma) makes it an upper bound. */
+        float xnorm = sqrtf(norm2 * (1 + gamma2));
+        scale = _mm512_mul_ps(_mm512_set1_ps(xnorm), _mm512_loadu_ps(qnorm));
+    }
+    /* bound = (gamma2 * scale + tiny + |a| 2^-21) (1 + 2^-18): the last two
+     * terms cover the rounding of this arithmetic and of a + bound. */
+    __m512 bound = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(gamma2), scale), _mm512_set1_ps(tiny));
+    bound = _mm512_add_ps(bound, _mm512_mul_ps(absa, _mm512_set1_ps(0x1p-21f)));
+    bound = _mm512_mul_ps(bound, _mm512_set1_ps(1 + 0x1p-18f));
+    __m512 best = l2 ? _mm512_sub_ps(bound, a) : _mm512_add_ps(a, bound);
+    /* Keep unless best < thr (NaN keeps: scored exactly). Products near
+     * the f32 range may overflow in one sum and not the other: rows with
+     * |x||q| > 1e30 are always scored exactly. */
+    return (unsigned)(_mm512_cmp_ps_mask(best, _mm512_loadu_ps(thr), _CMP_NLT_UQ) |
+                      _mm512_cmp_ps_mask(scale, _mm512_set1_ps(1e30f), _CMP_NLE_UQ));
+}
+
+/* ---- bf16 prefilter (AVX512-BF16), ip and cosine ------------------------------
+ * Cheaper still where the CPU has VDPBF16PS: rows and queries rounded to
+ * bf16 (relative error <= 2^-9 each, denormals flushed), 32 products per
+ * instruction, exact in f32 and accumulated in f32 (two roundings per lane
+ * per instruction: n_b = 2 ceil(dim/32) + 4 with the tree). Then
+ *   |bf16 score - canonical| <= (2^-8 + 2^-17 + gamma(n_b)(1 + 2^-7)
+ *                                + gamma(m+5)) |x| |q| + (flushed terms)
+ * and the same skip test as above. |x| is bounded from the bf16 sum of
+ * squares with a 2^-6 margin. */
+#define TBF __attribute__((target("avx512f,avx512bf16,f16c,avx2,fma")))
+
+/* 16 floats of a row from element i (zeros past dim). */
+static inline __attribute__((always_inline)) T512 __m512
+load512_any(const void *row, elo_dtype dtype, int dim, int i)
+{
+    if (i + 16 <= dim)
+        return load512(row, dtype, i);
+    float tail[16] = {0};
+    for (int t = 0; i + t < dim; t++)
+        tail[t] = dtype == ELO_DTYPE_F16 ? elo_f16_to_f32(((const uint16_t *)row)[i + t])
+                                         : ((const float *)row)[i + t];
+    return _mm512_loadu_ps(tail);
+}
+
+/* 32 floats (zero past dim) as 32 bf16 in the order VDPBF16PS pairs them. */
+static inline __attribute__((always_inline)) TBF __m512bh
+load_bf16x32(const void *row, elo_dtype dtype, int dim, int i)
+{
+    __m512 lo = load512_any(row, dtype, dim, i), hi = load512_any(row, dtype, dim, i + 16);
+    return _mm512_cvtne2ps_pbh(hi, lo);
+}
+
+static TBF unsigned prefilter_bf16(const void *row, elo_dtype dtype, int dim, const __m512bh *qbf,
+                                   int qchunks, const float *qnorm, const float *thr, float ebf,
+                                   float tiny)
+{
+    __m512 acc[16], nacc = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int c = 0; c < qchunks; c++) {
+        __m512bh xb = load_bf16x32(row, dtype, dim, 32 * c);
+        nacc = _mm512_dpbf16_ps(nacc, xb, xb);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            acc[j] = _mm512_dpbf16_ps(acc[j], xb, qbf[(size_t)j * qchunks + c]);
+    }
+    float norm2 = _mm512_reduce_add_ps(nacc);
+    __m512 s8[8], s4[4], s2[2];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++)
+        s8[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44),
+                              _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+#pragma GCC unroll 8
+    for (int n = 0; n < 4; n++)
+        s4[n] = _mm512_add_ps(_mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0x88),
+                              _mm512_shuffle_f32x4(s8[2 * n], s8[2 * n + 1], 0xDD));
+#pragma GCC unroll 8
+    for (int p = 0; p < 2; p++)
+        s2[p] = _mm512_add_ps(_mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(s4[2 * p], s4[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 v = _mm512_add_ps(_mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(s2[0], s2[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512 a = _mm512_permutexvar_ps(perm, v);
+
+    float xnorm = sqrtf(norm2 * (1 + 0x1p-6f)) + 0x1p-60f;
+    __m512 qn = _mm512_loadu_ps(qnorm);
+    __m512 scale = _mm512_mul_ps(_mm512_set1_ps(xnorm), qn);
+    /* Flushed denormals: at most 2^-126 (sqrt(dim) (|x| + |q|) + 2 dim) in
+     * all; `tiny` holds 2^-100 (dim + 1), far above. */
+    __m512 absa = _mm512_abs_ps(a);
+    __m512 bound = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(ebf), scale),
+                                 _mm512_mul_ps(_mm512_set1_ps(tiny),
+                                               _mm512_add_ps(_mm512_set1_ps(1 + xnorm), qn)));
+    bound = _mm512_add_ps(bound, _mm512_mul_ps(absa, _mm512_set1_ps(0x1p-21f)));
+    bound = _mm512_mul_ps(bound, _mm512_set1_ps(1 + 0x1p-18f));
+    __m512 best = _mm512_add_ps(a, bound);
+    return (unsigned)(_mm512_cmp_ps_mask(best, _mm512_loadu_ps(thr), _CMP_NLT_UQ) |
+                      _mm512_cmp_ps_mask(scale, _mm512_set1_ps(1e30f), _CMP_NLE_UQ));
+}
+
+/* Converts `count` padded f32 queries (dpad floats each) to bf16 chunks of
+ * 32, laid out [query][chunk], as load_bf16x32 would. */
+static TBF void queries_to_bf16(const float *q, int dpad, int count, int qchunks, __m512bh *out)
+{
+    for (int j = 0; j < count; j++)
+        for (int c = 0; c < qchunks; c++)
+            out[(size_t)j * qchunks + c] =
+                load_bf16x32(q + (size_t)j * dpad, ELO_DTYPE_F32, dpad, 32 * c);
+}
+
+static int has_avx512bf16(void)
+{
+    unsigned a, b, c, d;
+    if (!__builtin_cpu_supports("avx512f"))
+        return 0;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
 static inline T256 void load256x2(const void *row, elo_dtype dtype, int i, __m256 *lo, __m256 *hi)
 {
     if (dtype == ELO_DTYPE_F16) {
@@ -340,7 +545,6 @@ static T256 void row_avx2(const void *row, elo_dtype dtype, int dim, const float
 #endif
 
 #if HAVE_X86
-#include <cpuid.h>
 /* F16C (CPUID.1:ECX bit 29); not every compiler's __builtin_cpu_supports
  * knows its name. */
 static int has_f16c(void)
@@ -503,7 +707,18 @@ static int cmp_hit(const void *a, const void *b)
 typedef struct {
     elo_vstore *vs;
     row_fn fn;
+    int prefilter;             /* 1: AVX-512 bounded FMA prefilter */
+    int bf16;                  /* 1: the bf16 prefilter (ip, cosine) instead */
+#if HAVE_X86
+    __m512bh *qbf;             /* bf16 queries [PASS_QUERIES][qchunks] */
+#endif
+    int qchunks;               /* ceil(dim / 32) */
+    float ebf;                 /* the bf16 bound's factor */
+    float tiny_bf;
     const float *q;            /* this pass's queries, padded to dpad */
+    float qnorm[PASS_QUERIES]; /* upper bounds of the queries' L2 norms */
+    float gamma2;              /* 2 gamma(m+5), see the prefilter */
+    float tiny;                /* absolute bound for underflow */
     int dpad, nq, k, l2;
     uint64_t chunk_rows;
     heap *heaps;               /* [thread][nq] */
@@ -520,14 +735,63 @@ static void scan_task(void *arg, int task, int thread)
         end = vs->h.row_count;
     heap *heaps = job->heaps + (size_t)thread * PASS_QUERIES;
     float scores[PASS_QUERIES];
+    /* The prefilter's thresholds: this thread's k-th key per query (-inf
+     * until its heap is full; +inf for padding queries). */
+    float thr[PASS_QUERIES];
+    for (int j = 0; j < PASS_QUERIES; j++)
+        thr[j] = j >= job->nq ? INFINITY
+                 : heaps[j].size == job->k ? heaps[j].items[0].key : -INFINITY;
     const uint64_t seq = vs->h.seq;
+    /* Batches spend long enough on each row that the out-of-order window
+     * no longer covers the next rows' cache misses (and the hardware
+     * streamer stops at every 4 KiB page): prefetch a few rows ahead. */
+    const uint64_t ahead = job->nq >= 4 ? 4 : 0;
     for (uint64_t r = begin; r < end; r++) {
+#if HAVE_X86
+        if (ahead && r + ahead < end) {
+            const char *p = (const char *)vs->rows + (r + ahead) * vs->row_bytes;
+            for (size_t off = 0; off < vs->row_bytes; off += 64)
+                _mm_prefetch(p + off, _MM_HINT_T0);
+        }
+#endif
         uint64_t stamp = vs->stamps[r];
         if (stamp != 0 && stamp <= seq)
             continue;
-        job->fn(vs->rows + r * vs->row_bytes, (elo_dtype)vs->h.dtype, (int)vs->h.dim, job->q,
-                job->dpad, job->nq, job->l2, scores);
+        const uint8_t *row = vs->rows + r * vs->row_bytes;
         int64_t id = vs->ids[r];
+#if HAVE_X86
+        if (job->prefilter) {
+            for (int g = 0; g < job->nq; g += 16) {
+                unsigned mask =
+                    job->bf16
+                        ? prefilter_bf16(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim,
+                                         job->qbf + (size_t)g * job->qchunks, job->qchunks,
+                                         job->qnorm + g, thr + g, job->ebf, job->tiny_bf)
+                        : prefilter_avx512(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim,
+                                           job->q + (size_t)g * job->dpad, job->dpad, job->l2,
+                                           job->qnorm + g, thr + g, job->gamma2, job->tiny);
+                while (mask) {
+                    int j = g + __builtin_ctz(mask);
+                    mask &= mask - 1;
+                    float sc;
+                    job->fn(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim,
+                            job->q + (size_t)j * job->dpad, job->dpad, 1, job->l2, &sc);
+                    float key = job->l2 ? -sc : sc;
+                    if (key != key)
+                        key = -INFINITY;
+                    heap *h = &heaps[j];
+                    if (h->size == job->k && key < h->items[0].key)
+                        continue;
+                    heap_push(h, job->k, (hit){key, id});
+                    if (h->size == job->k)
+                        thr[j] = h->items[0].key;
+                }
+            }
+            continue;
+        }
+#endif
+        job->fn(row, (elo_dtype)vs->h.dtype, (int)vs->h.dim, job->q, job->dpad, job->nq, job->l2,
+                scores);
         for (int j = 0; j < job->nq; j++) {
             float key = job->l2 ? -scores[j] : scores[j];
             if (key != key)
@@ -615,11 +879,43 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
 
     scan_job job = {.vs = vs, .fn = kernel_fn, .dpad = dpad, .k = k,
                     .l2 = vs->h.metric == ELO_VSTORE_L2};
+    /* The prefilter works on groups of 16 queries (padded with zero
+     * queries whose threshold is +inf); it pays from about 12 on. */
+    int prefilter_ok = 0;
+#if HAVE_X86
+    prefilter_ok = kernel_fn == row_avx512 && !getenv("ELOHIM_VSTORE_NO_PREFILTER");
+#endif
+    int bf16_ok = 0;
+#if HAVE_X86
+    bf16_ok = prefilter_ok && vs->h.metric != ELO_VSTORE_L2 && has_avx512bf16() &&
+              !getenv("ELOHIM_VSTORE_NO_BF16");
+#endif
+    job.qchunks = (dim + 31) / 32;
+    {
+        double u = ldexp(1.0, -24), m5 = (double)((dim + 15) / 16 + 5);
+        double nb = 2.0 * job.qchunks + 4;
+        double gm = m5 * u / (1 - m5 * u), gb = nb * u / (1 - nb * u);
+        job.ebf = (float)((ldexp(1.0, -8) + ldexp(1.0, -17) + gb * (1 + ldexp(1.0, -7)) + gm) *
+                          (1 + 1e-3));
+        job.tiny_bf = (float)(ldexp(1.0, -100) * (dim + 1));
+    }
+    {
+        double u = ldexp(1.0, -24), n = (double)((dim + 15) / 16 + 5);
+        job.gamma2 = (float)(2 * (n * u / (1 - n * u)) * (1 + 1e-3));
+        /* Each of at most 2*dim + 16 roundings may lose 2^-150 to underflow;
+         * counted as normal floats so the sum itself stays exact enough. */
+        job.tiny = (float)((2.0 * dim + 16) * ldexp(1.0, -126));
+    }
     uint64_t chunk = rows / ((uint64_t)threads * 16) + 1;
     job.chunk_rows = chunk < 2048 ? 2048 : chunk;
     uint64_t tasks = (rows + job.chunk_rows - 1) / job.chunk_rows;
 
-    float *qpad = elo_calloc((size_t)PASS_QUERIES * dpad, sizeof *qpad);
+    float *qpad = elo_calloc((size_t)PASS_QUERIES * dpad + 32, sizeof *qpad);
+#if HAVE_X86
+    job.qbf = bf16_ok ? elo_aligned_alloc(64, (size_t)PASS_QUERIES * job.qchunks * 64) : NULL;
+    if (bf16_ok && !job.qbf)
+        bf16_ok = 0;
+#endif
     job.heaps = elo_calloc((size_t)threads * PASS_QUERIES, sizeof *job.heaps);
     job.storage = elo_malloc((size_t)threads * PASS_QUERIES * (size_t)k * sizeof *job.storage);
     hit *merged = elo_malloc((size_t)threads * (size_t)k * sizeof *merged);
@@ -634,9 +930,23 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
     for (int q0 = 0; q0 < query_count; q0 += PASS_QUERIES) {
         int nq = ELO_MIN(PASS_QUERIES, query_count - q0);
         job.nq = nq;
-        for (int j = 0; j < nq; j++)
-            memcpy(qpad + (size_t)j * dpad, queries + (size_t)(q0 + j) * dim,
-                   (size_t)dim * sizeof *qpad);
+        memset(qpad, 0, (size_t)PASS_QUERIES * dpad * sizeof *qpad);
+        for (int j = 0; j < nq; j++) {
+            const float *src = queries + (size_t)(q0 + j) * dim;
+            memcpy(qpad + (size_t)j * dpad, src, (size_t)dim * sizeof *qpad);
+            double s2 = 0;
+            for (int i = 0; i < dim; i++)
+                s2 += (double)src[i] * src[i];
+            job.qnorm[j] = (float)(sqrt(s2) * (1 + 1e-6));
+        }
+        for (int j = nq; j < PASS_QUERIES; j++)
+            job.qnorm[j] = 0;
+        job.prefilter = prefilter_ok && nq >= 12;
+        job.bf16 = job.prefilter && bf16_ok;
+#if HAVE_X86
+        if (job.bf16)
+            queries_to_bf16(qpad, dpad, PASS_QUERIES, job.qchunks, job.qbf);
+#endif
         for (int t = 0; t < threads; t++)
             for (int j = 0; j < PASS_QUERIES; j++) {
                 heap *h = &job.heaps[(size_t)t * PASS_QUERIES + j];
@@ -664,6 +974,9 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
         }
     }
     elo_free(qpad);
+#if HAVE_X86
+    elo_free(job.qbf);
+#endif
     elo_free(job.heaps);
     elo_free(job.storage);
     elo_free(merged);

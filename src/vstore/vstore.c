@@ -721,7 +721,9 @@ int elo_vstore_add(elo_vstore *vs, const float *rows, size_t count, int dim, con
         rc = write_header(vs, &nh);
     }
     if (rc == ELO_OK && vs->gpu) {
-        if (elo__vstore_cuda_append(vs->gpu, conv, new_ids, count) < 0) {
+        if (!elo__vstore_cuda_append) {
+            drop_gpu(vs);   /* no update path: reload on the next CUDA search */
+        } else if (elo__vstore_cuda_append(vs->gpu, conv, new_ids, count) < 0) {
             elo_warn("%s: GPU copy dropped after a failed append (%s); it reloads on the next search",
                      vs->path, elo_errmsg());
             drop_gpu(vs);
@@ -787,7 +789,9 @@ int elo_vstore_delete(elo_vstore *vs, const int64_t *ids, size_t count)
         nh.live_count -= count;
         rc = write_header(vs, &nh);
     }
-    if (rc == ELO_OK && vs->gpu && elo__vstore_cuda_delete(vs->gpu, row_index, count) < 0) {
+    if (rc == ELO_OK && vs->gpu && !elo__vstore_cuda_delete)
+        drop_gpu(vs);       /* no update path: reload on the next CUDA search */
+    else if (rc == ELO_OK && vs->gpu && elo__vstore_cuda_delete(vs->gpu, row_index, count) < 0) {
         elo_warn("%s: GPU copy dropped after a failed delete (%s)", vs->path, elo_errmsg());
         drop_gpu(vs);
     }

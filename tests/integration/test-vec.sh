@@ -29,10 +29,12 @@ with open("c.jsonl", "w") as f:                                # rows 250..299
     for r in rows[250:]:
         f.write(json.dumps(r) + "\n")
 npy("q.npy", "<f4", "(5, 7)", "f", [v for r in qs for v in r])
+qs20 = [[random.randint(-5, 5) for _ in range(dim)] for _ in range(20)]   # a batch: prefilter path
+npy("q20.npy", "<f4", "(20, 7)", "f", [v for r in qs20 for v in r])
 with open("q.jsonl", "w") as f:
     for r in qs:
         f.write(json.dumps(r) + "\n")
-json.dump({"rows": rows, "qs": qs}, open("data.json", "w"))
+json.dump({"rows": rows, "qs": qs, "qs20": qs20}, open("data.json", "w"))
 npy("ids.npy", "<i8", "(50,)", "q", list(range(1000, 1050)))
 with open("ids.txt", "w") as f:
     f.write("\n".join(str(i) for i in range(2000, 2050)) + "\n")
@@ -63,16 +65,17 @@ assert 0 < d["resident_bytes"] <= d["mapped_bytes"] == d["file_bytes"], d
 PY
 
 # ---- search against the oracle ----
-oracle() {   # metric k deleted-ids... : checks $TMP/out
-    python3 - "$@" <<'PY'
-import json, sys
+oracle() {   # metric k deleted-ids... : checks $TMP/out ($QS: the query set)
+    QS=${QS:-qs} python3 - "$@" <<'PY'
+import json, os, sys
 metric, k = sys.argv[1], int(sys.argv[2])
 deleted = set(int(x) for x in sys.argv[3:])
 d = json.load(open("data.json"))
 ids = list(range(200)) + list(range(1000, 1050)) + list(range(2000, 2050))
 lines = [json.loads(l) for l in open("out") if l.strip()]
-assert len(lines) == len(d["qs"]), len(lines)
-for q, got in zip(d["qs"], lines):
+qs = d[os.environ["QS"]]
+assert len(lines) == len(qs), len(lines)
+for q, got in zip(qs, lines):
     scored = []
     for i, r in zip(ids, d["rows"]):
         if i in deleted:
@@ -94,6 +97,8 @@ oracle ip 10 && ok || bad "ip search differs from the oracle"
 expect_exit 0 "$BIN" vec search ip.vs --query q.jsonl --k 4096 --json --device cpu
 oracle ip 300 && ok || bad "ip search k=4096"
 python3 -c 'import json; l=json.loads(open("out").readline()); assert l["ids"][:3]==[10,20,30] or True' && ok
+expect_exit 0 "$BIN" vec search ip.vs --query q20.npy --k 10 --json
+QS=qs20 oracle ip 10 && ok || bad "ip batch search differs from the oracle"
 # text output
 expect_exit 0 "$BIN" vec search ip.vs --query q.npy --k 3
 expect_contains "$TMP/out" "query 4:"
@@ -119,6 +124,8 @@ expect_exit 0 "$BIN" vec add l2.vs --input b.fvecs --ids ids.npy
 expect_exit 0 "$BIN" vec add l2.vs --input c.jsonl --ids ids.txt
 expect_exit 0 "$BIN" vec search l2.vs --query q.npy --k 25 --json
 oracle l2 25 && ok || bad "l2 f16 search differs from the oracle"
+expect_exit 0 "$BIN" vec search l2.vs --query q20.npy --k 7 --json
+QS=qs20 oracle l2 7 && ok || bad "l2 f16 batch search differs from the oracle"
 
 # ---- cosine: a row's own direction comes first ----
 expect_exit 0 "$BIN" vec create cos.vs --dim 7

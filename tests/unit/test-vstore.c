@@ -266,6 +266,54 @@ static void test_search_exact(void **state)
             }
 }
 
+/* Near-ties: rows one ulp apart, so the order is decided by the last bits
+ * of the canonical sums; the prefilters (bf16 where the CPU has it, f32
+ * FMA) must not drop any row that the exact score would keep. Also with
+ * the prefilter off: identical. */
+static void test_prefilter_near_ties(void **state)
+{
+    (void)state;
+    int dims[] = {384, 20, 1500};
+    for (int di = 0; di < 3; di++)
+        for (int metric = 0; metric < 3; metric++) {
+            int dim = dims[di];
+            const char *p = tpath("ties.vs");
+            assert_int_equal(elo_vstore_create(p, dim, ELO_DTYPE_F32, (elo_vstore_metric)metric, 0),
+                             ELO_OK);
+            elo_vstore *vs;
+            assert_int_equal(elo_vstore_open(p, 1, &vs), ELO_OK);
+            size_t n = 6000;
+            float *base = random_vectors(1, dim);
+            float *x = malloc(n * (size_t)dim * sizeof *x);
+            for (size_t r = 0; r < n; r++) {
+                for (int i = 0; i < dim; i++)
+                    x[r * dim + i] = base[i];
+                int at = (int)(rng() % (uint64_t)dim);
+                x[r * dim + at] = nextafterf(x[r * dim + at], (rng() & 1) ? 2.0f : -2.0f);
+                if (r % 7 == 0)
+                    x[r * dim + (at + 1) % dim] *= 1.0f + ldexpf(1, -20);
+            }
+            assert_int_equal(elo_vstore_add(vs, x, n, dim, NULL), ELO_OK);
+            float *q = random_vectors(32, dim);
+            for (int i = 0; i < dim; i++)       /* query 0: the base itself */
+                q[i] = base[i];
+            check_search(vs, q, 32, 10);
+            check_search(vs, q, 16, 100);
+            check_search(vs, q, 5, 1);
+            setenv("ELOHIM_VSTORE_NO_BF16", "1", 1);      /* the f32 FMA prefilter */
+            check_search(vs, q, 32, 10);
+            check_search(vs, q, 13, 50);
+            unsetenv("ELOHIM_VSTORE_NO_BF16");
+            setenv("ELOHIM_VSTORE_NO_PREFILTER", "1", 1);
+            check_search(vs, q, 32, 10);
+            unsetenv("ELOHIM_VSTORE_NO_PREFILTER");
+            elo_vstore_free(vs);
+            free(base);
+            free(x);
+            free(q);
+        }
+}
+
 static void test_errors_on_input(void **state)
 {
     (void)state;
@@ -756,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_f16),
         cmocka_unit_test(test_kernels_bit_identical),
         cmocka_unit_test(test_search_exact),
+        cmocka_unit_test(test_prefilter_near_ties),
         cmocka_unit_test(test_errors_on_input),
         cmocka_unit_test(test_f16_overflow),
         cmocka_unit_test(test_persist_grow_compact),
