@@ -16,6 +16,13 @@ for b in .bundle/elohim .bundle/tests/* .bundle/bench/*; do ldd "$b"; done |
     awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux)[.-]' |
     while read -r lib; do cp -L "$lib" .bundle/lib/; done
+# The shared fixtures (tiny-bert, sqllogictest scripts) travel too: the GPU
+# machine gets only the checkout.
+shared=${ELOHIM_SHARED:-../shared}
+if [ -d "$shared" ]; then
+    mkdir -p .bundle/shared
+    cp -r "$shared/fixtures" "$shared/sqllogictest" .bundle/shared/ 2>/dev/null || true
+fi
 strip --strip-debug .bundle/elohim .bundle/tests/* .bundle/bench/* 2>/dev/null || true
 # One compressed file travels (the carry limit is 64 MiB for everything).
 tar -C .bundle -cJf .gpu-bundle.tar.xz .

@@ -10,6 +10,7 @@ export LD_LIBRARY_PATH="$PWD/.bundle/lib:${LD_LIBRARY_PATH:-}:/usr/local/cuda/li
 export BIN="$PWD/.bundle/elohim"
 export TESTS="$PWD/.bundle/tests"
 export BUNDLE="$PWD/.bundle"
+[ -d "$PWD/.bundle/shared" ] && export ELOHIM_SHARED="$PWD/.bundle/shared"
 export OUT=${OUT:-/tmp/elohim-out}
 export ELOHIM_NO_PROGRESS=1
 mkdir -p "$OUT"
