@@ -5,7 +5,7 @@
  * kernels; `elohim bench vector` is the user-facing benchmark. */
 #include "elohim/backend.h"
 #include "elohim/core.h"
-#include "vstore/vstore-cuda.h"
+#include "vstore/vstore-impl.h"
 
 #include <math.h>
 #include <stdlib.h>

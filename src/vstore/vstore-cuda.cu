@@ -27,7 +27,7 @@
  * host waits only when it copies results back. Uploads go through a
  * double-buffered pinned staging area so the source (often an mmap'd
  * file) is copied once into pinned memory and DMA'd from there. */
-#include "vstore-cuda.h"
+#include "vstore-impl.h"
 
 #include "elohim/core.h"
 #include "backend/cuda-try.h"
@@ -48,7 +48,7 @@ enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
 #define MERGE_N 8192                             /* entries one merge block sorts */
 #define BATCH_CAP 2048                           /* candidates kept per query (batch path) */
 #define BATCH_THREADS 256
-#define BATCH_MIN_QUERIES 32
+#define BATCH_MIN_QUERIES 8
 #define BATCH_MAX_K 256
 #define STAGING_BYTES (32u << 20)                /* each of the two pinned buffers */
 
@@ -74,6 +74,10 @@ struct elo__vstore_gpu {
     int force_path;
     int sm_count;
     int smem_optin;
+    const void *occ_fn;         /* the last scan kernel configured ... */
+    size_t occ_smem;            /* ... with this much shared memory ... */
+    int occ_per_sm;             /* ... and its blocks per SM */
+    int merge_ready;            /* merge_topk's shared-memory limit is raised */
 };
 
 /* ---- device helpers ----------------------------------------------------- */
@@ -1089,11 +1093,17 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
     if (smem > budget)
         return elo_seterr(ELO_UNSUPPORTED, "k=%d with dim %d needs more shared memory", k,
                           g->dim);
-    CUDA_TRY(cudaFuncSetAttribute(sk.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    int per_sm = 0;
-    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sk.fn, SCAN_THREADS, smem));
-    if (per_sm < 1)
-        per_sm = 1;
+    /* Configuring a kernel costs host time on every call: remember it. */
+    if (g->occ_fn != sk.fn || g->occ_smem != smem) {
+        CUDA_TRY(cudaFuncSetAttribute(sk.fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)smem));
+        int n = 0;
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, sk.fn, SCAN_THREADS, smem));
+        g->occ_fn = sk.fn;
+        g->occ_smem = smem;
+        g->occ_per_sm = n < 1 ? 1 : n;
+    }
+    int per_sm = g->occ_per_sm;
     size_t rounds = (g->row_count + sk.round_rows - 1) / sk.round_rows;
     size_t gx = (size_t)g->sm_count * per_sm;
     if (gx > rounds)
@@ -1135,8 +1145,12 @@ static int exact_search(elo__vstore_gpu *g, const float *dq, int query_count, in
         int out_lists = (lists + group - 1) / group;
         int n = (int)next_pow2((size_t)(lists < group ? lists : group) * k);
         size_t msmem = (size_t)n * (sizeof(long long) + sizeof(float));
-        CUDA_TRY(cudaFuncSetAttribute((const void *)merge_topk,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)msmem));
+        if (!g->merge_ready) {
+            CUDA_TRY(cudaFuncSetAttribute((const void *)merge_topk,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)(MERGE_N * (sizeof(long long) + sizeof(float)))));
+            g->merge_ready = 1;
+        }
         bool last = out_lists == 1;
         merge_topk<<<dim3((unsigned)out_lists, (unsigned)query_count), 512, msmem, g->stream>>>(
             in_s, in_id, lists, group, k, n, last ? out_s : nx_s, last ? out_id : nx_id);

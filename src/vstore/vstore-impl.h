@@ -30,6 +30,9 @@ ELO_CUDA_ENTRY int elo__vstore_cuda_delete(elo__vstore_gpu *g, const size_t *row
 ELO_CUDA_ENTRY int elo__vstore_cuda_search(elo__vstore_gpu *g, const float *queries,
         int query_count, int k, int64_t *out_ids, float *out_scores);
 ELO_CUDA_ENTRY void elo__vstore_cuda_free(elo__vstore_gpu *g);
+/* Test hook: forces the search path. 0 automatic, 1 exact scan only,
+ * 2 tensor-core batch path wherever it applies. */
+ELO_CUDA_ENTRY void elo__vstore_cuda_force_path(elo__vstore_gpu *g, int path);
 
 /* ---- file format v1 (little endian; docs/vstore-format.md) ------------- */
 

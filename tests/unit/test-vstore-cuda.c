@@ -12,7 +12,7 @@
 
 #include "elohim/backend.h"
 #include "elohim/core.h"
-#include "vstore/vstore-cuda.h"
+#include "vstore/vstore-impl.h"
 
 #include <math.h>
 #include <stdlib.h>
