@@ -1,0 +1,245 @@
+/* sql-kernel.c - the dense group-aggregate kernel on the CPU: filter and
+ * aggregate fused in one pass over the columns, on all cores.
+ *
+ * DESIGN: the rows are cut into T contiguous ranges (T = pool size, fewer
+ * for small tables); task t aggregates its range into its own partial
+ * state (one slot per group and aggregate), so no two threads write the
+ * same memory. The caller then merges the partials in task order, which is
+ * row order: MIN/MAX keep the first of equal values as SQLite does, and
+ * integer sums keep their positive and negative parts apart so that an
+ * overflow of either (the only way a running sum can leave int64 in some
+ * order) is detected and handed to SQLite. Real sums are Neumaier-
+ * compensated within and across tasks. */
+#include "sql-impl.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    int64_t a, b, cnt;  /* int sum: pos, neg; real sum: sum, comp bits; min/max: value */
+} kslot;
+
+typedef struct {
+    const kernel_job *j;
+    int ntasks;
+    int64_t **rows;     /* per task [G] */
+    kslot **st;         /* per task [G * A] */
+    int *overflow;
+} kctx;
+
+static inline double bits_d(int64_t v) { double d; memcpy(&d, &v, 8); return d; }
+static inline int64_t d_bits(double d) { int64_t v; memcpy(&v, &d, 8); return v; }
+
+static inline int pred_ok(const kernel_job *j, int64_t r)
+{
+    for (int q = 0; q < j->npreds; q++) {
+        if (j->pred_type[q][r] == SV_NULL)
+            return 0;
+        const kpred *p = &j->preds[q];
+        int c;
+        if (p->is_real) {
+            double v = bits_d(j->pred_val[q][r]);
+            c = v < p->rval ? -1 : v > p->rval;
+        } else {
+            int64_t v = j->pred_val[q][r];
+            c = v < p->ival ? -1 : v > p->ival;
+        }
+        int ok;
+        switch (p->op) {
+        case OP_EQ: ok = c == 0; break;
+        case OP_NE: ok = c != 0; break;
+        case OP_LT: ok = c < 0; break;
+        case OP_LE: ok = c <= 0; break;
+        case OP_GT: ok = c > 0; break;
+        default: ok = c >= 0; break;
+        }
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static inline void neumaier(int64_t *sum_bits, int64_t *comp_bits, double x)
+{
+    double s = bits_d(*sum_bits), c = bits_d(*comp_bits);
+    double t = s + x;
+    if (fabs(s) >= fabs(x))
+        c += (s - t) + x;
+    else
+        c += (x - t) + s;
+    *sum_bits = d_bits(t);
+    *comp_bits = d_bits(c);
+}
+
+static void task_fn(void *arg, int task, int thread)
+{
+    kctx *k = arg;
+    const kernel_job *j = k->j;
+    int64_t lo = j->nrows * task / k->ntasks, hi = j->nrows * (task + 1) / k->ntasks;
+    int64_t *rows = k->rows[task];
+    kslot *st = k->st[task];
+    int A = j->naggs;
+    int ovf = 0;
+    for (int64_t r = lo; r < hi; r++) {
+        if (j->npreds && !pred_ok(j, r))
+            continue;
+        int64_t g = 0;
+        for (int q = 0; q < j->nkeys; q++) {
+            int64_t id = j->key_type[q][r] == SV_NULL ? 0
+                         : j->key_type[q][r] == SV_TEXT ? j->key_val[q][r] + 1
+                                                        : j->key_val[q][r] - j->key_base[q] + 1;
+            g = g * j->key_span[q] + id;
+        }
+        rows[g]++;
+        kslot *s = &st[g * A];
+        for (int a = 0; a < A; a++) {
+            int fn = j->agg_fn[a];
+            if (fn == A_COUNT_STAR)
+                continue;
+            if (j->agg_type[a][r] == SV_NULL)
+                continue;
+            int64_t v = j->agg_val[a][r];
+            kslot *x = &s[a];
+            x->cnt++;
+            switch (fn) {
+            case A_SUM:
+            case A_TOTAL:
+            case A_AVG:
+                if (j->agg_real[a])
+                    neumaier(&x->a, &x->b, bits_d(v));
+                else if (v >= 0)
+                    ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                else
+                    ovf |= __builtin_add_overflow(x->b, v, &x->b);
+                break;
+            case A_MIN:
+            case A_MAX: {
+                if (x->cnt == 1) {
+                    x->a = v;
+                    break;
+                }
+                int c;
+                if (j->agg_real[a]) {
+                    double dv = bits_d(v), db = bits_d(x->a);
+                    c = dv < db ? -1 : dv > db;
+                } else {
+                    c = v < x->a ? -1 : v > x->a;
+                }
+                if ((fn == A_MIN && c < 0) || (fn == A_MAX && c > 0))
+                    x->a = v;
+                break;
+            }
+            default:
+                break;
+            }
+        }
+    }
+    if (ovf)
+        k->overflow[task] = 1;
+    (void)thread;
+}
+
+int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
+{
+    elo_pool *pool = elo_pool_global();
+    int T = pool ? elo_pool_size(pool) : 1;
+    int64_t want = j->nrows / 65536 + 1;
+    if (want < T)
+        T = (int)want;
+    /* partial states cost G per task: keep them modest */
+    while (T > 1 && j->ngroups * (int64_t)(1 + j->naggs * 3) * 8 * T > ((int64_t)1 << 31))
+        T--;
+    int64_t G = j->ngroups, A = j->naggs;
+    kctx k = {.j = j, .ntasks = T};
+    int64_t *rows_p[256];
+    kslot *st_p[256];
+    int ovf[256] = {0};
+    if (T > 256)
+        T = k.ntasks = 256;
+    k.rows = rows_p;
+    k.st = st_p;
+    k.overflow = ovf;
+    int rc = ELO_OK;
+    for (int t = 0; t < T; t++) {
+        rows_p[t] = t == 0 ? o->rows : elo_calloc((size_t)G, sizeof(int64_t));
+        st_p[t] = elo_calloc((size_t)(G * (A ? A : 1)), sizeof(kslot));
+        if (!rows_p[t] || !st_p[t]) {
+            for (int u = 0; u <= t; u++) {
+                if (u)
+                    elo_free(rows_p[u]);
+                elo_free(st_p[u]);
+            }
+            return ELO_NOMEM;
+        }
+    }
+    if (T == 1 || !pool)
+        for (int t = 0; t < T; t++)
+            task_fn(&k, t, 0);
+    else
+        elo_pool_run(pool, task_fn, &k, T);
+    /* merge in task order */
+    for (int t = 0; t < T; t++) {
+        if (ovf[t])
+            o->overflow = 1;
+        kslot *st = st_p[t];
+        for (int64_t g = 0; g < G; g++) {
+            if (t)
+                o->rows[g] += rows_p[t][g];
+            for (int a = 0; a < A; a++) {
+                kslot *x = &st[g * A + a];
+                int64_t i = g * A + a;
+                if (!x->cnt)
+                    continue;
+                int fn = j->agg_fn[a];
+                int64_t before = o->cnt[i];
+                o->cnt[i] += x->cnt;
+                switch (fn) {
+                case A_SUM:
+                case A_TOTAL:
+                case A_AVG:
+                    if (j->agg_real[a]) {
+                        double s = bits_d(x->a), c = bits_d(x->b);
+                        double ts = o->rsum[i];
+                        double tt = ts + s;
+                        if (fabs(ts) >= fabs(s))
+                            o->rcomp[i] += (ts - tt) + s;
+                        else
+                            o->rcomp[i] += (s - tt) + ts;
+                        o->rsum[i] = tt;
+                        o->rcomp[i] += c;
+                    } else {
+                        if (__builtin_add_overflow(o->ipos[i], x->a, &o->ipos[i]) ||
+                            __builtin_add_overflow(o->ineg[i], x->b, &o->ineg[i]))
+                            o->overflow = 1;
+                    }
+                    break;
+                case A_MIN:
+                case A_MAX: {
+                    if (!before) {
+                        o->mm[i] = x->a;
+                        break;
+                    }
+                    int c;
+                    if (j->agg_real[a]) {
+                        double dv = bits_d(x->a), db = bits_d(o->mm[i]);
+                        c = dv < db ? -1 : dv > db;
+                    } else {
+                        c = x->a < o->mm[i] ? -1 : x->a > o->mm[i];
+                    }
+                    if ((fn == A_MIN && c < 0) || (fn == A_MAX && c > 0))
+                        o->mm[i] = x->a;
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        if (t)
+            elo_free(rows_p[t]);
+        elo_free(st_p[t]);
+    }
+    return rc;
+}
