@@ -273,13 +273,12 @@ static int load_table(elo_sql *db, const char *name, sql_table **out, const char
         *why = "cannot read the table's columns";
         return ELO_UNSUPPORTED;
     }
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s",
-             qname);
-    for (char *p = sql + strlen("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = ");
-         *p; p++)
-        if (*p == '"')
-            *p = '\''; /* the same quoting works as a string literal */
-    t->has_index = pragma_int(s, sql) > 0;
+    if (sqlite3_prepare_v2(s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                              "tbl_name = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, real_name, -1, SQLITE_TRANSIENT);
+        t->has_index = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+    }
+    sqlite3_finalize(st);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", qname);
     t->nrows = pragma_int(s, sql);
     if (t->nrows < 0) {

@@ -893,7 +893,9 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         *used_device = ELO_DEVICE_CPU;
     }
     if (o.overflow) {
-        rc = FAIL(c, "integer SUM may overflow int64 (SQLite decides)");
+        /* a partial sum left int64: the interpreter redoes it exactly in
+         * scan order (int128 sums, SQLite's overflow rule) */
+        rc = 1;
         goto done;
     }
     sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
@@ -1010,7 +1012,11 @@ int elo__sql_execute(sql_plan *p, elo_backend *dev, elo_sql_result *res, const c
         rc = kernel_run(p, &job, dev, &c, &b, used_device);
         if (rc == 0)
             rc = finish_rows(&c, p, &b, res);
-        goto out;
+        if (rc <= 0)
+            goto out;
+        rc = 0;
+        b.n = 0;
+        *used_device = ELO_DEVICE_CPU;
     }
     if (!p->aggregate) {
         for (int64_t r = 0; r < nrows; r++) {
@@ -1066,15 +1072,9 @@ int elo__sql_execute(sql_plan *p, elo_backend *dev, elo_sql_result *res, const c
     for (int64_t i = 0; i < g.ngroups; i++)
         order[i] = i;
     if (p->nkeys) {
-        /* insertion into a sorted index array via qsort on key tuples */
-        struct keyed { const sv *k; int n; };
-        static __thread int s_nkeys;
-        static __thread const sv *s_keys;
-        s_nkeys = p->nkeys;
-        s_keys = g.keys;
-        int cmpk(const void *x, const void *y);
-        (void)cmpk;
-        /* simple merge sort to stay portable (no nested functions) */
+        /* stable merge sort of the group indexes by key tuple */
+        int s_nkeys = p->nkeys;
+        const sv *s_keys = g.keys;
         int64_t n = g.ngroups;
         int64_t *tmp = elo_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
         if (!tmp) { elo_free(order); rc = FAIL(&c, "out of memory"); goto out; }
