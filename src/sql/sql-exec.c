@@ -384,6 +384,7 @@ typedef struct {
     __int128 isum;       /* exact integer sum */
     int overflow, approx;
     double rsum, rcomp;  /* reals, Neumaier */
+    double isum_d;       /* integers summed as doubles in scan order, as SQLite does */
     sv best;
     int has_best;
     sv *dv;              /* DISTINCT values */
@@ -420,6 +421,7 @@ static int agg_step(ectx *c, int fn, agg_state *s, const sv *v)
         s->cnt++;
         if (v->t == SV_INT) {
             s->isum += v->i;
+            s->isum_d += (double)v->i;
             if (!s->approx && !s->overflow && __builtin_add_overflow(s->isum_so, v->i, &s->isum_so))
                 s->overflow = 1;
         } else {
@@ -459,10 +461,17 @@ static int agg_final(ectx *c, int fn, agg_state *s, sv *o)
     case A_TOTAL:
     case A_AVG: {
         if (fn == A_AVG && !s->cnt) { set_null(o); return 0; }
-        double sum = s->rsum, comp = s->rcomp;
-        if (s->isum != 0)
-            neumaier(&sum, &comp, (double)s->isum);
-        double total = sum + comp;
+        /* integers only: SQLite's own double sum (exact while |sum| < 2^53,
+         * and SQLite's answer beyond); with reals: Neumaier + exact ints */
+        double total;
+        if (!s->approx) {
+            total = s->isum_d;
+        } else {
+            double sum = s->rsum, comp = s->rcomp;
+            if (s->isum != 0)
+                neumaier(&sum, &comp, (double)s->isum);
+            total = sum + comp;
+        }
         set_real(o, fn == A_AVG ? total / (double)s->cnt : total);
         if (o->t == SV_NULL && fn == A_TOTAL)
             set_real(o, 0.0);
@@ -737,7 +746,7 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
             j->key_base[k] = 0;
             span = (int64_t)col->ndict + 1;
         } else if (col->has_int) {
-            if (col->imax - col->imin > (1 << 26))
+            if ((__int128)col->imax - col->imin > (1 << 26))
                 return 0;
             j->key_base[k] = col->imin;
             span = col->imax - col->imin + 2;
@@ -892,6 +901,11 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         elo__kernel_cpu(j, &o);
         *used_device = ELO_DEVICE_CPU;
     }
+    /* integer sums whose parts reach 2^53: SQLite's double running sum may
+     * round; the interpreter reproduces it in scan order */
+    for (int64_t i = 0; i < G * j->naggs && !o.overflow; i++)
+        if (!j->agg_real[i % j->naggs] && (o.ipos[i] >= (1LL << 53) || o.ineg[i] <= -(1LL << 53)))
+            o.overflow = 1;
     if (o.overflow) {
         /* a partial sum left int64: the interpreter redoes it exactly in
          * scan order (int128 sums, SQLite's overflow rule) */

@@ -13,6 +13,8 @@
 #include "sql-impl.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -139,10 +141,30 @@ static void task_fn(void *arg, int task, int thread)
     (void)thread;
 }
 
+typedef struct {
+    kctx *k;
+    int task;
+} kthread_arg;
+
+static void *kthread_main(void *raw)
+{
+    kthread_arg *a = raw;
+    task_fn(a->k, a->task, a->task);
+    return NULL;
+}
+
+static int kernel_threads(void)
+{
+    const char *env = getenv("ELOHIM_THREADS");
+    int n = env ? atoi(env) : 0;
+    return n > 0 ? n : elo_cpu_count();
+}
+
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
 {
-    elo_pool *pool = elo_pool_global();
-    int T = pool ? elo_pool_size(pool) : 1;
+    /* Own threads rather than the shared pool: one scan per query, and the
+     * threads cost microseconds next to a scan of 65536+ rows each. */
+    int T = kernel_threads();
     int64_t want = j->nrows / 65536 + 1;
     if (want < T)
         T = (int)want;
@@ -172,11 +194,21 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
             return ELO_NOMEM;
         }
     }
-    if (T == 1 || !pool)
-        for (int t = 0; t < T; t++)
-            task_fn(&k, t, 0);
-    else
-        elo_pool_run(pool, task_fn, &k, T);
+    pthread_t tids[256];
+    kthread_arg targs[256];
+    int started = 0;
+    for (int t = 1; t < T; t++) {
+        targs[t].k = &k;
+        targs[t].task = t;
+        if (pthread_create(&tids[t], NULL, kthread_main, &targs[t]) != 0)
+            break;
+        started = t;
+    }
+    task_fn(&k, 0, 0);
+    for (int t = started + 1; t < T; t++)
+        task_fn(&k, t, 0); /* threads that could not start: run here */
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
     /* merge in task order */
     for (int t = 0; t < T; t++) {
         if (ovf[t])
