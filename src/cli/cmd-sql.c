@@ -4,6 +4,7 @@
 #include "elohim/sql.h"
 
 #include <getopt.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,7 @@ static void value_text(elo_sql_value v, char *buf, size_t cap, const char **s, s
 {
     switch (v.type) {
     case ELO_SQL_INTEGER: snprintf(buf, cap, "%lld", (long long)v.i); break;
-    case ELO_SQL_REAL: snprintf(buf, cap, "%.17g", v.r); break;
+    case ELO_SQL_REAL: sqlite3_snprintf((int)cap, buf, "%!.15g", v.r); break; /* as sqlite3 prints */
     case ELO_SQL_TEXT: *s = v.s; *n = v.len; return;
     default: buf[0] = 0; break;
     }
@@ -206,8 +207,7 @@ int cmd_import(int argc, char **argv)
     double dt = elo_time_sec() - t0;
     elo_sql_close(db);
     if (rc < 0)
-        return cli_fail(rc == ELO_NOMEM || rc == ELO_IO ? CLI_FAIL : CLI_FAIL, "import", "%s",
-                        elo_errmsg());
+        return cli_fail(CLI_FAIL, "import", "%s", elo_errmsg());
     if (json) {
         json_t *o = json_object(), *types = json_array();
         for (int i = 0; i < rep.columns && i < 64; i++)

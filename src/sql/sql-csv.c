@@ -342,7 +342,9 @@ int elo_sql_import_csv(elo_sql *db, const char *path, const char *table, elo_csv
     int n = elo_csv_next(c, &f, &l);
     if (n <= 0) {
         elo_csv_free(c);
-        return n < 0 ? elo_seterr(n, "%s: %s", path, elo_errmsg())
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", elo_errmsg());
+        return n < 0 ? elo_seterr(n, "%s: %s", path, msg)
                      : elo_seterr(ELO_BADINPUT, "%s: empty file (a header row is required)", path);
     }
     int ncols = n;
@@ -393,8 +395,11 @@ int elo_sql_import_csv(elo_sql *db, const char *path, const char *table, elo_csv
             elo_progress_update(&prog, c->consumed);
     }
     elo_progress_end(&prog);
-    if (rc == ELO_OK && n < 0)
-        rc = elo_seterr(n, "%s: %s", path, elo_errmsg());
+    if (rc == ELO_OK && n < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", elo_errmsg());
+        rc = elo_seterr(n, "%s: %s", path, msg);
+    }
     elo_csv_free(c);
     c = NULL;
 
@@ -470,8 +475,11 @@ int elo_sql_import_csv(elo_sql *db, const char *path, const char *table, elo_csv
                     elo_progress_update(&prog, c->consumed);
             }
             elo_progress_end(&prog);
-            if (rc == ELO_OK && n < 0)
-                rc = elo_seterr(n, "%s: %s", path, elo_errmsg());
+            if (rc == ELO_OK && n < 0) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", elo_errmsg());
+                rc = elo_seterr(n, "%s: %s", path, msg);
+            }
             if (rc == ELO_OK && done != rows)
                 rc = elo_seterr(ELO_CONFLICT, "%s changed during the import", path);
             rep->rows = done;

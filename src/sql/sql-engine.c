@@ -269,9 +269,11 @@ static int plan_query(elo_sql *db, elo_arena *a, const char *sql, route *rt)
         if (elo_backend_get(ELO_DEVICE_CUDA, &b) == ELO_OK &&
             elo__sql_table_to_device(db, t) == ELO_OK)
             rt->dev = b;
-        else if (want == ELO_DEVICE_CUDA)
-            return elo_seterr(ELO_DEVICE, "cannot place table %s on the GPU: %s", t->name,
-                              elo_errmsg());
+        else if (want == ELO_DEVICE_CUDA) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", elo_errmsg());
+            return elo_seterr(ELO_DEVICE, "cannot place table %s on the GPU: %s", t->name, msg);
+        }
     }
     return ELO_OK;
 }

@@ -385,6 +385,7 @@ typedef struct {
     int overflow, approx;
     double rsum, rcomp;  /* reals, Neumaier */
     double isum_d;       /* integers summed as doubles in scan order, as SQLite does */
+    double naive;        /* everything summed as SQLite does: infinities and NaN */
     sv best;
     int has_best;
     sv *dv;              /* DISTINCT values */
@@ -419,6 +420,7 @@ static int agg_step(ectx *c, int fn, agg_state *s, const sv *v)
         if (v->t == SV_TEXT)
             return FAIL(c, "SUM/AVG of text");
         s->cnt++;
+        s->naive += v->t == SV_INT ? (double)v->i : v->r;
         if (v->t == SV_INT) {
             s->isum += v->i;
             s->isum_d += (double)v->i;
@@ -468,13 +470,17 @@ static int agg_final(ectx *c, int fn, agg_state *s, sv *o)
             total = s->isum_d;
         } else {
             double sum = s->rsum, comp = s->rcomp;
-            if (s->isum != 0)
-                neumaier(&sum, &comp, (double)s->isum);
-            total = sum + comp;
+            if (s->isum != 0) {
+                /* the exact integer part as two doubles: high + remainder */
+                double hi = (double)s->isum;
+                double lo = (double)(s->isum - (__int128)hi);
+                neumaier(&sum, &comp, hi);
+                neumaier(&sum, &comp, lo);
+            }
+            /* an infinite sum leaves a NaN compensation: the sum alone is it */
+            total = isfinite(s->naive) ? sum + comp : s->naive;
         }
         set_real(o, fn == A_AVG ? total / (double)s->cnt : total);
-        if (o->t == SV_NULL && fn == A_TOTAL)
-            set_real(o, 0.0);
         return 0;
     }
     case A_MIN:
@@ -496,7 +502,8 @@ static int agg_final_distinct(ectx *c, int fn, agg_state *s, sv *o)
 {
     /* equal values are kept once; mixed int/real equal values would make the
      * choice of representative matter, so those go to SQLite */
-    qsort(s->dv, (size_t)s->dn, sizeof(sv), sv_cmp_stable);
+    if (s->dn > 1)
+        qsort(s->dv, (size_t)s->dn, sizeof(sv), sv_cmp_stable);
     agg_state f;
     memset(&f, 0, sizeof f);
     for (int64_t i = 0; i < s->dn; i++) {
@@ -705,6 +712,21 @@ static int finish_rows(ectx *c, const sql_plan *p, rowbuf *b, elo_sql_result *re
         g_sort = &sc;
         qsort(idx, (size_t)n, sizeof(int64_t), row_order_cmp);
         g_sort = NULL;
+        /* rows tied on every ORDER BY term but different in what they show
+         * come out in SQLite's sorter order, which we do not reproduce */
+        for (int64_t i = 1; i < n; i++) {
+            const sv *x = &b->cells[idx[i - 1] * b->width], *y = &b->cells[idx[i] * b->width];
+            int tied = 1;
+            for (int o = 0; o < p->norder && tied; o++)
+                tied = elo__sv_cmp(&x[p->nout + o], &y[p->nout + o]) == 0;
+            if (!tied)
+                continue;
+            for (int k = 0; k < p->nout; k++)
+                if (elo__sv_cmp(&x[k], &y[k]) != 0 || x[k].t != y[k].t) {
+                    elo_free(idx);
+                    return FAIL(c, "ORDER BY leaves ties in SQLite's sorter order");
+                }
+        }
     }
     int64_t start = p->offset < n ? p->offset : n;
     int64_t end = n;
@@ -956,9 +978,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
                     else if (fn == A_TOTAL) set_real(v, (double)s);
                     else set_real(v, (double)s / (double)n);
                 } else {
-                    double s = o.rsum[i] + o.rcomp[i];
+                    double s = isfinite(o.rsum[i]) ? o.rsum[i] + o.rcomp[i] : o.rsum[i];
                     set_real(v, fn == A_AVG ? s / (double)n : s);
-                    if (v->t == SV_NULL && fn == A_TOTAL) set_real(v, 0.0);
                 }
                 break;
             }

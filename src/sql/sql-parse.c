@@ -263,9 +263,9 @@ static int type_affinity(parser *ps, int *aff)
     /* type name: identifiers, optionally (n[,m]) */
     char buf[128];
     size_t n = 0;
-    if (ps->tok.type != T_ID)
+    if (ps->tok.type != T_ID || is_reserved(&ps->tok))
         return fail(ps, "CAST without a type name");
-    while (ps->tok.type == T_ID && !is_kw(ps, "AS")) {
+    while (ps->tok.type == T_ID && !is_reserved(&ps->tok)) {
         if (n + ps->tok.n + 2 < sizeof buf) {
             memcpy(buf + n, ps->tok.p, ps->tok.n);
             n += ps->tok.n;
