@@ -15,6 +15,7 @@
  * of the tables the next queries touch. */
 #include "sql-impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -338,6 +339,8 @@ static int load_table(elo_sql *db, const char *name, sql_table **out, const char
                 col->type[r] = SV_REAL;
                 memcpy(&col->val[r], &d, 8);
                 col->has_real = 1;
+                if (d == 0 && signbit(d))
+                    col->has_negzero = 1;
                 break;
             }
             case SQLITE_TEXT: {

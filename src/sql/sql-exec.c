@@ -799,6 +799,12 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
         if (col->has_text || (col->has_int && col->has_real))
             return 0;
         j->agg_real[a] = col->has_real;
+        j->agg_negzero[a] = col->has_negzero;
+        if (col->has_int) {
+            int64_t lo = col->imin == INT64_MIN ? INT64_MAX : (col->imin < 0 ? -col->imin : col->imin);
+            int64_t hi = col->imax == INT64_MIN ? INT64_MAX : (col->imax < 0 ? -col->imax : col->imax);
+            j->agg_absmax[a] = lo > hi ? lo : hi;
+        }
         j->agg_val[a] = col->val;
         j->agg_type[a] = col->type;
     }
@@ -914,11 +920,16 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             dj.pred_type[q] = col->dev_type;
         }
         rc = elo_sql_cuda_group_aggregate(&dj, &o, elo_backend_cuda_stream(dev));
-        if (rc < 0) {
+        if (rc == ELO_UNSUPPORTED) {
+            elo__kernel_cpu(j, &o);
+            *used_device = ELO_DEVICE_CPU;
+        } else if (rc < 0) {
             c->why = "CUDA kernel failed";
             goto done;
+        } else {
+            *used_device = ELO_DEVICE_CUDA;
         }
-        *used_device = ELO_DEVICE_CUDA;
+        rc = ELO_OK;
     } else {
         elo__kernel_cpu(j, &o);
         *used_device = ELO_DEVICE_CPU;

@@ -17,6 +17,10 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- values ------------------------------------------------------------ */
 
 enum { SV_NULL = 0, SV_INT = 1, SV_REAL = 2, SV_TEXT = 3 };
@@ -114,6 +118,7 @@ typedef struct {
     uint32_t *dict_len;
     uint32_t ndict;
     int has_null, has_int, has_real, has_text;
+    int has_negzero;    /* a REAL -0.0 (MIN/MAX ties then show which came first) */
     int64_t imin, imax; /* over the integer rows */
     void *dev_val;      /* device copies (CUDA), or NULL */
     void *dev_type;
@@ -203,6 +208,8 @@ typedef struct {
     int agg_fn[SQL_MAX_AGGS];        /* A_* */
     int agg_real[SQL_MAX_AGGS];      /* the column holds reals (else ints) */
     const int64_t *agg_val[SQL_MAX_AGGS]; /* NULL for COUNT(*) */
+    int64_t agg_absmax[SQL_MAX_AGGS];     /* integer columns: max |value| */
+    int agg_negzero[SQL_MAX_AGGS];        /* real columns holding -0.0 */
     const uint8_t *agg_type[SQL_MAX_AGGS];
     int npreds;
     kpred preds[8];
@@ -222,8 +229,10 @@ typedef struct {
 
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o);
 
-/* CUDA entry points (sql-cuda.cu). Device pointers in the job when called
- * through elo__kernel_cuda. */
+/* CUDA entry points (sql-cuda.cu); the job holds device pointers (the
+ * resident columns). elo_sql_cuda_group_aggregate returns ELO_UNSUPPORTED
+ * for jobs it does not take (more than 16 aggregates, integer sums that
+ * could leave int64, REAL MIN/MAX over -0.0): the CPU kernel runs them. */
 ELO_CUDA_ENTRY int elo_sql_cuda_upload(const void *host, size_t bytes, void **dev, void *stream);
 ELO_CUDA_ENTRY void elo_sql_cuda_free(void *dev);
 ELO_CUDA_ENTRY int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, void *stream);
@@ -252,4 +261,7 @@ void elo__md5_init(elo_md5 *m);
 void elo__md5_update(elo_md5 *m, const void *data, size_t len);
 void elo__md5_final(elo_md5 *m, char hex[33]);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
