@@ -437,3 +437,14 @@ int elo__sql_table_to_device(elo_sql *db, sql_table *t)
     (void)db;
     return ELO_OK;
 }
+
+int elo__sql_cache_put(elo_sql *db, sql_table *t)
+{
+    elo__sql_cache_check(db); /* settle the counters first, so t survives */
+    t->next = db->tables;
+    db->tables = t;
+    db->cache_bytes += t->bytes;
+    return ELO_OK;
+}
+
+void elo__sql_table_free(sql_table *t) { table_free(t); }

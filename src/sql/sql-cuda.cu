@@ -205,13 +205,6 @@ static size_t g_scratch_bytes;
 static long long *g_host;
 static size_t g_host_bytes;
 
-static double bits_to_d(long long v)
-{
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
 static long long from_ordered(long long o, int is_real)
 {
     return is_real && o < 0 ? o ^ 0x7fffffffffffffffll : o; /* an involution */
@@ -300,17 +293,21 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
         const long long *s = g_host + g * SLOTS(A);
         o->rows[g] = s[0];
         for (int a = 0; a < A; a++) {
-            long long i = g * A + a;
-            o->cnt[i] = s[1 + a];
-            if (j->agg_real[a]) {
-                o->rsum[i] = bits_to_d(s[1 + 2 * A + a]);
-                o->rcomp[i] = 0;
-            } else {
-                long long v = s[1 + A + a];
-                if (v >= 0) o->ipos[i] = v;
-                else o->ineg[i] = v;
+            kslot *x = &o->st[g * A + a];
+            int fn = j->agg_fn[a];
+            x->cnt = s[1 + a];
+            x->a = x->b = 0;
+            if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+                if (j->agg_real[a]) {
+                    x->a = s[1 + 2 * A + a]; /* double bits; no compensation term */
+                } else {
+                    long long v = s[1 + A + a];
+                    if (v >= 0) x->a = v;
+                    else x->b = v;
+                }
+            } else if (fn == A_MIN || fn == A_MAX) {
+                x->a = from_ordered(s[1 + 3 * A + a], j->agg_real[a]);
             }
-            o->mm[i] = from_ordered(s[1 + 3 * A + a], j->agg_real[a]);
         }
     }
     return ELO_OK;

@@ -888,14 +888,9 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
     kernel_out o;
     memset(&o, 0, sizeof o);
     o.rows = elo_calloc((size_t)G, sizeof(int64_t));
-    o.cnt = elo_calloc((size_t)(G * A), sizeof(int64_t));
-    o.ipos = elo_calloc((size_t)(G * A), sizeof(int64_t));
-    o.ineg = elo_calloc((size_t)(G * A), sizeof(int64_t));
-    o.rsum = elo_calloc((size_t)(G * A), sizeof(double));
-    o.rcomp = elo_calloc((size_t)(G * A), sizeof(double));
-    o.mm = elo_calloc((size_t)(G * A), sizeof(int64_t));
+    o.st = elo_calloc((size_t)(G * A), sizeof(kslot));
     int rc = ELO_OK;
-    if (!o.rows || !o.cnt || !o.ipos || !o.ineg || !o.rsum || !o.rcomp || !o.mm) {
+    if (!o.rows || !o.st) {
         rc = FAIL(c, "out of memory");
         goto done;
     }
@@ -921,7 +916,10 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         }
         rc = elo_sql_cuda_group_aggregate(&dj, &o, elo_backend_cuda_stream(dev));
         if (rc == ELO_UNSUPPORTED) {
-            elo__kernel_cpu(j, &o);
+            if (elo__kernel_cpu(j, &o) < 0) {
+                rc = FAIL(c, "out of memory");
+                goto done;
+            }
             *used_device = ELO_DEVICE_CPU;
         } else if (rc < 0) {
             c->why = "CUDA kernel failed";
@@ -931,13 +929,16 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         }
         rc = ELO_OK;
     } else {
-        elo__kernel_cpu(j, &o);
+        if (elo__kernel_cpu(j, &o) < 0) {
+            rc = FAIL(c, "out of memory");
+            goto done;
+        }
         *used_device = ELO_DEVICE_CPU;
     }
     /* integer sums whose parts reach 2^53: SQLite's double running sum may
      * round; the interpreter reproduces it in scan order */
     for (int64_t i = 0; i < G * j->naggs && !o.overflow; i++)
-        if (!j->agg_real[i % j->naggs] && (o.ipos[i] >= (1LL << 53) || o.ineg[i] <= -(1LL << 53)))
+        if (!j->agg_real[i % j->naggs] && (o.st[i].a >= (1LL << 53) || o.st[i].b <= -(1LL << 53)))
             o.overflow = 1;
     if (o.overflow) {
         /* a partial sum left int64: the interpreter redoes it exactly in
@@ -975,7 +976,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             int64_t i = g * j->naggs + a;
             int fn = j->agg_fn[a];
             sv *v = &aggs[a];
-            int64_t n = o.cnt[i];
+            const kslot *x = &o.st[i];
+            int64_t n = x->cnt;
             switch (fn) {
             case A_COUNT_STAR: set_int(v, o.rows[g]); break;
             case A_COUNT: set_int(v, n); break;
@@ -984,12 +986,15 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             case A_AVG: {
                 if (!n && fn != A_TOTAL) { set_null(v); break; }
                 if (!j->agg_real[a]) {
-                    __int128 s = (__int128)o.ipos[i] + o.ineg[i];
+                    __int128 s = (__int128)x->a + x->b;
                     if (fn == A_SUM) set_int(v, (int64_t)s);
                     else if (fn == A_TOTAL) set_real(v, (double)s);
                     else set_real(v, (double)s / (double)n);
                 } else {
-                    double s = isfinite(o.rsum[i]) ? o.rsum[i] + o.rcomp[i] : o.rsum[i];
+                    double sum, comp;
+                    memcpy(&sum, &x->a, 8);
+                    memcpy(&comp, &x->b, 8);
+                    double s = isfinite(sum) ? sum + comp : sum;
                     set_real(v, fn == A_AVG ? s / (double)n : s);
                 }
                 break;
@@ -997,8 +1002,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             case A_MIN:
             case A_MAX:
                 if (!n) set_null(v);
-                else if (j->agg_real[a]) { v->t = SV_REAL; memcpy(&v->r, &o.mm[i], 8); }
-                else set_int(v, o.mm[i]);
+                else if (j->agg_real[a]) { v->t = SV_REAL; memcpy(&v->r, &x->a, 8); }
+                else set_int(v, x->a);
                 break;
             }
         }
@@ -1019,8 +1024,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
     }
     elo_free(scratch);
 done:
-    elo_free(o.rows); elo_free(o.cnt); elo_free(o.ipos); elo_free(o.ineg);
-    elo_free(o.rsum); elo_free(o.rcomp); elo_free(o.mm);
+    elo_free(o.rows);
+    elo_free(o.st);
     return rc;
 }
 

@@ -217,13 +217,19 @@ typedef struct {
     const uint8_t *pred_type[8];
 } kernel_job;
 
-/* Per-group outputs of the kernel, arrays of ngroups (or ngroups*naggs). */
+/* One aggregate of one group: integer SUM/TOTAL/AVG keep the positive part
+ * in `a` and the negative part in `b`; real sums keep the (naive) sum in
+ * `a` and the Neumaier compensation in `b` (double bits); MIN/MAX keep the
+ * value (int, or real bits) in `a`; `cnt` counts non-NULL inputs. */
 typedef struct {
-    int64_t *rows;      /* rows per group that passed the filter */
-    int64_t *cnt;       /* [agg][group] non-null count */
-    int64_t *ipos, *ineg; /* integer sums: positive and negative parts */
-    double *rsum, *rcomp; /* real sums (Neumaier) */
-    int64_t *mm;        /* MIN/MAX: int value or real bits */
+    int64_t a, b, cnt;
+} kslot;
+
+/* Outputs of the kernel: rows[g] rows per group that passed the filter,
+ * st[g * naggs + a] the slots; both zeroed by the caller. */
+typedef struct {
+    int64_t *rows;
+    kslot *st;
     int overflow;       /* a part of an integer sum left int64 */
 } kernel_out;
 
@@ -254,6 +260,11 @@ int elo__sql_cache_get(elo_sql *db, const char *name, sql_table **out, const cha
 void elo__sql_cache_drop(elo_sql *db);
 int elo__sql_cache_check(elo_sql *db);
 int elo__sql_table_to_device(elo_sql *db, sql_table *t);
+/* Adds a table built in memory (benchmarks) to the cache; the cache owns it
+ * (columns, names and dictionaries allocated with elo_malloc). */
+int elo__sql_cache_put(elo_sql *db, sql_table *t);
+void elo__sql_table_free(sql_table *t);
+int elo__sql_query_ex(elo_sql *db, const char *sql, elo_sql_result **out, int keep_partial);
 
 /* MD5 (RFC 1321) for sqllogictest result hashes. */
 typedef struct { uint32_t s[4]; uint64_t n; uint8_t buf[64]; } elo_md5;

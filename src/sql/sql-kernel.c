@@ -18,12 +18,9 @@
 #include <string.h>
 
 typedef struct {
-    int64_t a, b, cnt;  /* int sum: pos, neg; real sum: sum, comp bits; min/max: value */
-} kslot;
-
-typedef struct {
     const kernel_job *j;
     int ntasks;
+    int by_group;       /* tasks own group ranges and scan every row */
     int64_t **rows;     /* per task [G] */
     kslot **st;         /* per task [G * A] */
     int *overflow;
@@ -78,6 +75,13 @@ static void task_fn(void *arg, int task, int thread)
     kctx *k = arg;
     const kernel_job *j = k->j;
     int64_t lo = j->nrows * task / k->ntasks, hi = j->nrows * (task + 1) / k->ntasks;
+    int64_t glo = 0, ghi = INT64_MAX;
+    if (k->by_group) {
+        lo = 0;
+        hi = j->nrows;
+        glo = j->ngroups * task / k->ntasks;
+        ghi = j->ngroups * (task + 1) / k->ntasks;
+    }
     int64_t *rows = k->rows[task];
     kslot *st = k->st[task];
     int A = j->naggs;
@@ -92,6 +96,8 @@ static void task_fn(void *arg, int task, int thread)
                                                         : j->key_val[q][r] - j->key_base[q] + 1;
             g = g * j->key_span[q] + id;
         }
+        if (g < glo || g >= ghi)
+            continue;
         rows[g]++;
         kslot *s = &st[g * A];
         for (int a = 0; a < A; a++) {
@@ -178,17 +184,24 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
     int ovf[256] = {0};
     if (T > 256)
         T = k.ntasks = 256;
+    /* many groups: per-task copies would cost G slots each and a merge;
+     * instead each task owns a range of groups and scans all rows */
+    k.by_group = T > 1 && G > 65536;
     k.rows = rows_p;
     k.st = st_p;
     k.overflow = ovf;
     int rc = ELO_OK;
     for (int t = 0; t < T; t++) {
-        rows_p[t] = t == 0 ? o->rows : elo_calloc((size_t)G, sizeof(int64_t));
+        if (t == 0 || k.by_group) {
+            rows_p[t] = o->rows;
+            st_p[t] = o->st;
+            continue;
+        }
+        rows_p[t] = elo_calloc((size_t)G, sizeof(int64_t));
         st_p[t] = elo_calloc((size_t)(G * (A ? A : 1)), sizeof(kslot));
         if (!rows_p[t] || !st_p[t]) {
-            for (int u = 0; u <= t; u++) {
-                if (u)
-                    elo_free(rows_p[u]);
+            for (int u = 1; u <= t; u++) {
+                elo_free(rows_p[u]);
                 elo_free(st_p[u]);
             }
             return ELO_NOMEM;
@@ -209,57 +222,48 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
         task_fn(&k, t, 0); /* threads that could not start: run here */
     for (int t = 1; t <= started; t++)
         pthread_join(tids[t], NULL);
-    /* merge in task order */
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < T; t++)
         if (ovf[t])
             o->overflow = 1;
+    /* merge in task order (row order): the first of equal MIN/MAX stays */
+    for (int t = 1; t < T && !k.by_group; t++) {
         kslot *st = st_p[t];
         for (int64_t g = 0; g < G; g++) {
-            if (t)
-                o->rows[g] += rows_p[t][g];
+            o->rows[g] += rows_p[t][g];
             for (int a = 0; a < A; a++) {
-                kslot *x = &st[g * A + a];
-                int64_t i = g * A + a;
+                kslot *x = &st[g * A + a], *y = &o->st[g * A + a];
                 if (!x->cnt)
                     continue;
                 int fn = j->agg_fn[a];
-                int64_t before = o->cnt[i];
-                o->cnt[i] += x->cnt;
+                int64_t before = y->cnt;
+                y->cnt += x->cnt;
                 switch (fn) {
                 case A_SUM:
                 case A_TOTAL:
                 case A_AVG:
                     if (j->agg_real[a]) {
-                        double s = bits_d(x->a), c = bits_d(x->b);
-                        double ts = o->rsum[i];
-                        double tt = ts + s;
-                        if (fabs(ts) >= fabs(s))
-                            o->rcomp[i] += (ts - tt) + s;
-                        else
-                            o->rcomp[i] += (s - tt) + ts;
-                        o->rsum[i] = tt;
-                        o->rcomp[i] += c;
-                    } else {
-                        if (__builtin_add_overflow(o->ipos[i], x->a, &o->ipos[i]) ||
-                            __builtin_add_overflow(o->ineg[i], x->b, &o->ineg[i]))
-                            o->overflow = 1;
+                        neumaier(&y->a, &y->b, bits_d(x->a));
+                        y->b = d_bits(bits_d(y->b) + bits_d(x->b));
+                    } else if (__builtin_add_overflow(y->a, x->a, &y->a) ||
+                               __builtin_add_overflow(y->b, x->b, &y->b)) {
+                        o->overflow = 1;
                     }
                     break;
                 case A_MIN:
                 case A_MAX: {
                     if (!before) {
-                        o->mm[i] = x->a;
+                        y->a = x->a;
                         break;
                     }
                     int c;
                     if (j->agg_real[a]) {
-                        double dv = bits_d(x->a), db = bits_d(o->mm[i]);
+                        double dv = bits_d(x->a), db = bits_d(y->a);
                         c = dv < db ? -1 : dv > db;
                     } else {
-                        c = x->a < o->mm[i] ? -1 : x->a > o->mm[i];
+                        c = x->a < y->a ? -1 : x->a > y->a;
                     }
                     if ((fn == A_MIN && c < 0) || (fn == A_MAX && c > 0))
-                        o->mm[i] = x->a;
+                        y->a = x->a;
                     break;
                 }
                 default:
@@ -268,9 +272,8 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
             }
         }
     }
-    for (int t = 0; t < T; t++) {
-        if (t)
-            elo_free(rows_p[t]);
+    for (int t = 1; t < T && !k.by_group; t++) {
+        elo_free(rows_p[t]);
         elo_free(st_p[t]);
     }
     return rc;
