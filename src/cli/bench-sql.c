@@ -355,6 +355,7 @@ int bench_sql(int argc, char **argv)
             json_object_set_new(x, "groups", json_integer(res[q].groups));
             json_object_set_new(x, "engine", json_string(res[q].engine));
             json_object_set_new(x, "ours_ms", json_real(res[q].ours_ms));
+            json_object_set_new(x, "checksum", json_real(res[q].ours_sum));
             if (!no_sqlite) json_object_set_new(x, "sqlite_ms", json_real(res[q].sqlite_ms));
             if (peer_ok) json_object_set_new(x, "peer_ms", json_real(res[q].peer_ms));
             json_array_append_new(qs, x);

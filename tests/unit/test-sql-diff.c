@@ -2,8 +2,10 @@
  * queries in our subset (tests/sql/diffgen.h), each run on our columnar
  * engine and on SQLite; results must agree (same errors, same rows as a
  * multiset, same storage classes, integers exact, reals within 1e-9
- * relative). A bounded run here; ELOHIM_SQL_DIFF_ITERS=N for a long one
- * (and ELOHIM_SQL_DIFF_SEED=S to replay). */
+ * relative plus the 1e-12 * sum|x| bound). A bounded run here;
+ * ELOHIM_SQL_DIFF_ITERS=N for a long one, ELOHIM_SQL_DIFF_SEED=S to replay,
+ * ELOHIM_SQL_DIFF_DEVICE=cuda to check the GPU path (scripts/gpu/sql.sh),
+ * ELOHIM_SQL_DIFF_ROWS=N for larger tables (default: up to 40 rows). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,20 +122,30 @@ static void test_differential(void **state)
     const char *sd = getenv("ELOHIM_SQL_DIFF_SEED");
     int64_t iters = it ? atoll(it) : 4000;
     dg_rng rng = {sd ? strtoull(sd, NULL, 10) : 20261123};
+    const char *dv = getenv("ELOHIM_SQL_DIFF_DEVICE");
+    const char *rw = getenv("ELOHIM_SQL_DIFF_ROWS");
+    int max_rows = rw && atoi(rw) > 1 ? atoi(rw) : 40;
+    elo_sql_device ours_dev = ELO_SQL_DEVICE_CPU;
+    if (dv && !strcmp(dv, "cuda"))
+        ours_dev = ELO_SQL_DEVICE_CUDA;
     elo_sql *db;
     assert_int_equal(elo_sql_open_file(":memory:", &db), ELO_OK);
-    static char table_sql[1 << 16];
+    size_t table_cap = (size_t)(max_rows + 1) * 200 + 4096;
+    char *table_sql = malloc(table_cap);
+    int64_t on_gpu = 0;
+    if (ours_dev == ELO_SQL_DEVICE_CUDA && elo_sql_set_device(db, ours_dev) != ELO_OK)
+        fail_msg("--device cuda: %s", elo_errmsg());
     char query[4096];
     int64_t ours = 0, total = 0, mismatches = 0, ill_conditioned = 0;
     for (int64_t n = 0; n < iters; n++) {
         if (n % 200 == 0) {
-            dg_table(&rng, table_sql, sizeof table_sql, dg_int(&rng, 40));
+            dg_table(&rng, table_sql, table_cap, dg_int(&rng, max_rows));
             assert_int_equal(elo_sql_exec(db, table_sql), ELO_OK);
             compute_bound(db);
         }
         dg_query(&rng, query, sizeof query);
         elo_sql_result *a = NULL, *b = NULL;
-        elo_sql_set_device(db, ELO_SQL_DEVICE_CPU);
+        elo_sql_set_device(db, ours_dev);
         int ra = elo_sql_query(db, query, &a);
         char err_a[256];
         snprintf(err_a, sizeof err_a, "%s", elo_errmsg());
@@ -142,6 +154,8 @@ static void test_differential(void **state)
         total++;
         if (a && strcmp(elo_sql_result_engine(a), "sqlite"))
             ours++;
+        if (a && !strcmp(elo_sql_result_engine(a), "cuda"))
+            on_gpu++;
         int bad = 0;
         if ((ra == ELO_OK) != (rb == ELO_OK)) {
             bad = 1;
@@ -192,9 +206,13 @@ static void test_differential(void **state)
         elo_sql_result_free(a);
         elo_sql_result_free(b);
     }
-    fprintf(stderr, "differential: %lld queries, %lld on our engine, %lld mismatches, "
+    fprintf(stderr, "differential: %lld queries, %lld on our engine (%lld on CUDA), %lld mismatches, "
                     "%lld ill-conditioned HAVING over real sums\n",
-            (long long)total, (long long)ours, (long long)mismatches, (long long)ill_conditioned);
+            (long long)total, (long long)ours, (long long)on_gpu, (long long)mismatches,
+            (long long)ill_conditioned);
+    free(table_sql);
+    if (ours_dev == ELO_SQL_DEVICE_CUDA)
+        assert_true(on_gpu > 0);
     elo_sql_close(db);
     assert_int_equal(mismatches, 0);
     assert_true(ours * 3 > total); /* the generator must exercise our engine */
