@@ -179,7 +179,7 @@ static int run_sqlite(elo_sql *db, const char *sql, elo_sql_result *r)
     if (!st)
         return elo_seterr(ELO_SQL, "empty statement");
     for (const char *p = tail; p && *p; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r' && *p != ';') {
+        if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r' && *p != '\f' && *p != ';') {
             sqlite3_finalize(st);
             return elo_seterr(ELO_SQL, "one statement at a time");
         }

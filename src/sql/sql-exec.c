@@ -199,8 +199,11 @@ static int eval(ectx *c, const expr *e, sv *o)
         else if (x.t == SV_INT) {
             if (x.i == INT64_MIN) set_real(o, 9223372036854775808.0);
             else set_int(o, -x.i);
-        } else if (x.t == SV_REAL) set_real(o, -x.r);
-        else return FAIL(c, "text in arithmetic");
+        } else if (x.t == SV_REAL) {
+            /* SQLite negates a real literal, but computes 0 - x otherwise
+             * (so -(0.0) is 0.0, not -0.0) */
+            set_real(o, e->a->kind == E_LIT ? -x.r : 0.0 - x.r);
+        } else return FAIL(c, "text in arithmetic");
         return 0;
     }
     case E_NOT: {

@@ -74,8 +74,8 @@ static void next(parser *ps)
     token *t = &ps->tok;
     memset(t, 0, sizeof *t);
     for (;;) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\f' || *p == '\r')
+            p++; /* SQLite's whitespace (not \v) */
         if (p[0] == '-' && p[1] == '-') {
             while (*p && *p != '\n')
                 p++;
@@ -176,8 +176,8 @@ static void next(parser *ps)
                     p++;
             }
         }
-        if (isalpha((unsigned char)*p) || *p == '_') {
-            t->type = T_BAD;
+        if (isalpha((unsigned char)*p) || *p == '_' || *p == '$' || (unsigned char)*p >= 0x80) {
+            t->type = T_BAD; /* SQLite: unrecognized token */
             t->n = (size_t)(p - s);
             ps->p = p;
             return;
@@ -461,7 +461,7 @@ static expr *parse_primary(parser *ps)
 
 static expr *parse_unary(parser *ps)
 {
-    if (++ps->depth > 200) {
+    if (++ps->depth > 60) {
         fail(ps, "expression nested too deeply");
         return NULL;
     }
@@ -673,7 +673,7 @@ static expr *parse_eq(parser *ps)
 static expr *parse_not(parser *ps)
 {
     if (is_kw(ps, "NOT")) {
-        if (++ps->depth > 200) {
+        if (++ps->depth > 60) {
             fail(ps, "expression nested too deeply");
             return NULL;
         }
@@ -708,7 +708,7 @@ static expr *parse_and(parser *ps)
 
 static expr *parse_expr(parser *ps)
 {
-    if (++ps->depth > 200) {
+    if (++ps->depth > 60) {
         fail(ps, "expression nested too deeply");
         return NULL;
     }

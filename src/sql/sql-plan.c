@@ -233,12 +233,15 @@ static expr *rewrite(planner *pl, expr *e)
 
 static int const_int(const expr *e, int64_t *out)
 {
+    /* as sqlite3ExprIsInteger: a literal under any number of unary +/- */
     if (e->kind == E_LIT && e->lit.t == SV_INT) {
         *out = e->lit.i;
         return 1;
     }
-    if (e->kind == E_NEG && e->a->kind == E_LIT && e->a->lit.t == SV_INT) {
-        *out = -e->a->lit.i;
+    if (e->kind == E_NEG && const_int(e->a, out)) {
+        if (*out == INT64_MIN)
+            return 0;
+        *out = -*out;
         return 1;
     }
     if (e->kind == E_POS)
@@ -268,6 +271,10 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
     for (int i = 0; i < s->nitems; i++) {
         sel_item *it = &s->items[i];
         if (it->star) {
+            if (!t) {
+                *why = "* without a table";
+                return ELO_UNSUPPORTED;
+            }
             if (it->star_tab && strcasecmp(it->star_tab, s->alias ? s->alias : s->table)) {
                 *why = "tab.* of an unknown table";
                 return ELO_UNSUPPORTED;
@@ -303,7 +310,7 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
     for (int g = 0; g < s->ngroup; g++) {
         int64_t k;
         expr *e = s->group[g];
-        if (const_int(e, &k) && e->kind == E_LIT) {
+        if (const_int(e, &k)) { /* as sqlite3ExprIsInteger: also -N, +N */
             if (k < 1 || k > p->nout) {
                 *why = "GROUP BY term out of range";
                 return ELO_UNSUPPORTED;
@@ -337,7 +344,7 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
                     break;
                 }
         int64_t k;
-        if (j < 0 && e->kind == E_LIT && const_int(e, &k)) {
+        if (j < 0 && const_int(e, &k)) {
             if (k < 1 || k > p->nout) {
                 *why = "ORDER BY term out of range";
                 return ELO_UNSUPPORTED;
