@@ -70,6 +70,10 @@ static inline void neumaier(int64_t *sum_bits, int64_t *comp_bits, double x)
     *comp_bits = d_bits(c);
 }
 
+/* Rows are processed in chunks: group ids for the chunk first (keys, then
+ * the fused filter), then one tight loop per aggregate over the chunk. */
+#define KCHUNK 1024
+
 static void task_fn(void *arg, int task, int thread)
 {
     kctx *k = arg;
@@ -84,61 +88,85 @@ static void task_fn(void *arg, int task, int thread)
     }
     int64_t *rows = k->rows[task];
     kslot *st = k->st[task];
-    int A = j->naggs;
+    const int A = j->naggs;
     int ovf = 0;
-    for (int64_t r = lo; r < hi; r++) {
-        if (j->npreds && !pred_ok(j, r))
-            continue;
-        int64_t g = 0;
+    int64_t gid[KCHUNK];
+    for (int64_t base = lo; base < hi; base += KCHUNK) {
+        int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
+        for (int i = 0; i < n; i++)
+            gid[i] = 0;
         for (int q = 0; q < j->nkeys; q++) {
-            int64_t id = j->key_type[q][r] == SV_NULL ? 0
-                         : j->key_type[q][r] == SV_TEXT ? j->key_val[q][r] + 1
-                                                        : j->key_val[q][r] - j->key_base[q] + 1;
-            g = g * j->key_span[q] + id;
+            const int64_t *kv = j->key_val[q] + base;
+            const uint8_t *kt = j->key_type[q] + base;
+            int64_t span = j->key_span[q];
+            int64_t off = 1 - j->key_base[q]; /* text codes: base 0 */
+            for (int i = 0; i < n; i++)
+                gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : kv[i] + off);
         }
-        if (g < glo || g >= ghi)
-            continue;
-        rows[g]++;
-        kslot *s = &st[g * A];
+        if (j->npreds)
+            for (int i = 0; i < n; i++)
+                if (!pred_ok(j, base + i))
+                    gid[i] = -1;
+        if (k->by_group)
+            for (int i = 0; i < n; i++)
+                if (gid[i] < glo || gid[i] >= ghi)
+                    gid[i] = -1;
+        for (int i = 0; i < n; i++)
+            if (gid[i] >= 0)
+                rows[gid[i]]++;
         for (int a = 0; a < A; a++) {
             int fn = j->agg_fn[a];
             if (fn == A_COUNT_STAR)
                 continue;
-            if (j->agg_type[a][r] == SV_NULL)
-                continue;
-            int64_t v = j->agg_val[a][r];
-            kslot *x = &s[a];
-            x->cnt++;
-            switch (fn) {
-            case A_SUM:
-            case A_TOTAL:
-            case A_AVG:
-                if (j->agg_real[a])
-                    neumaier(&x->a, &x->b, bits_d(v));
-                else if (v >= 0)
-                    ovf |= __builtin_add_overflow(x->a, v, &x->a);
-                else
-                    ovf |= __builtin_add_overflow(x->b, v, &x->b);
-                break;
-            case A_MIN:
-            case A_MAX: {
-                if (x->cnt == 1) {
-                    x->a = v;
-                    break;
+            const int64_t *vv = j->agg_val[a] + base;
+            const uint8_t *vt = j->agg_type[a] + base;
+            kslot *S = st + a;
+            int sum = fn == A_SUM || fn == A_TOTAL || fn == A_AVG;
+            if (sum && j->agg_real[a]) {
+                for (int i = 0; i < n; i++) {
+                    if (gid[i] < 0 || vt[i] == SV_NULL)
+                        continue;
+                    kslot *x = &S[gid[i] * A];
+                    x->cnt++;
+                    neumaier(&x->a, &x->b, bits_d(vv[i]));
                 }
-                int c;
-                if (j->agg_real[a]) {
-                    double dv = bits_d(v), db = bits_d(x->a);
-                    c = dv < db ? -1 : dv > db;
-                } else {
-                    c = v < x->a ? -1 : v > x->a;
+            } else if (sum) {
+                for (int i = 0; i < n; i++) {
+                    if (gid[i] < 0 || vt[i] == SV_NULL)
+                        continue;
+                    kslot *x = &S[gid[i] * A];
+                    int64_t v = vv[i];
+                    x->cnt++;
+                    if (v >= 0)
+                        ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                    else
+                        ovf |= __builtin_add_overflow(x->b, v, &x->b);
                 }
-                if ((fn == A_MIN && c < 0) || (fn == A_MAX && c > 0))
-                    x->a = v;
-                break;
-            }
-            default:
-                break;
+            } else if (fn == A_COUNT) {
+                for (int i = 0; i < n; i++)
+                    if (gid[i] >= 0 && vt[i] != SV_NULL)
+                        S[gid[i] * A].cnt++;
+            } else if (fn == A_MIN || fn == A_MAX) {
+                int want = fn == A_MIN ? -1 : 1, real = j->agg_real[a];
+                for (int i = 0; i < n; i++) {
+                    if (gid[i] < 0 || vt[i] == SV_NULL)
+                        continue;
+                    kslot *x = &S[gid[i] * A];
+                    int64_t v = vv[i];
+                    if (x->cnt++ == 0) {
+                        x->a = v;
+                        continue;
+                    }
+                    int c;
+                    if (real) {
+                        double dv = bits_d(v), db = bits_d(x->a);
+                        c = dv < db ? -1 : dv > db;
+                    } else {
+                        c = v < x->a ? -1 : v > x->a;
+                    }
+                    if (c == want)
+                        x->a = v; /* strictly better: the first of equals stays */
+                }
             }
         }
     }
@@ -171,7 +199,12 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
     /* Own threads rather than the shared pool: one scan per query, and the
      * threads cost microseconds next to a scan of 65536+ rows each. */
     int T = kernel_threads();
-    int64_t want = j->nrows / 65536 + 1;
+    /* rows per task and the many-groups threshold can be lowered through
+     * the environment so that tests exercise the split paths on small tables */
+    const char *tr = getenv("ELOHIM_SQL_TASK_ROWS"), *bg = getenv("ELOHIM_SQL_BYGROUP_MIN");
+    int64_t task_rows = tr && atoll(tr) > 0 ? atoll(tr) : 65536;
+    int64_t bygroup_min = bg && atoll(bg) > 0 ? atoll(bg) : 65536;
+    int64_t want = j->nrows / task_rows + 1;
     if (want < T)
         T = (int)want;
     /* partial states cost G per task: keep them modest */
@@ -186,7 +219,7 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
         T = k.ntasks = 256;
     /* many groups: per-task copies would cost G slots each and a merge;
      * instead each task owns a range of groups and scans all rows */
-    k.by_group = T > 1 && G > 65536;
+    k.by_group = T > 1 && G > bygroup_min;
     k.rows = rows_p;
     k.st = st_p;
     k.overflow = ovf;
