@@ -121,6 +121,11 @@ typedef struct {
     int64_t queries, passed, failed;   /* query records run */
     int64_t ours, sqlite;              /* which engine answered them */
     int64_t statements, statement_failures, skipped;
+    struct {
+        char why[96];
+        int64_t n;
+    } reasons[24];                     /* why SQLite ran queries, most seen first */
+    int nreasons;
 } elo_slt_counts;
 
 /* Runs one sqllogictest script (format: sqlite.org's sqllogictest) against

@@ -258,7 +258,8 @@ int cmd_sqllogictest(int argc, char **argv)
         if (elo_backend_get(ELO_DEVICE_CUDA, &b) < 0)
             return cli_fail(CLI_USAGE, "sqllogictest", "--device cuda: %s", elo_errmsg());
     }
-    elo_slt_counts total = {0};
+    elo_slt_counts total;
+    memset(&total, 0, sizeof total);
     json_t *files = json ? json_array() : NULL;
     int bad = 0;
     if (!json)
@@ -283,6 +284,18 @@ int cmd_sqllogictest(int argc, char **argv)
         total.statements += k.statements;
         total.statement_failures += k.statement_failures;
         total.skipped += k.skipped;
+        for (int r = 0; r < k.nreasons; r++) {
+            int m = 0;
+            while (m < total.nreasons && strcmp(total.reasons[m].why, k.reasons[r].why))
+                m++;
+            if (m == total.nreasons && m < (int)ELO_ARRAY_LEN(total.reasons)) {
+                snprintf(total.reasons[m].why, sizeof total.reasons[m].why, "%.95s", k.reasons[r].why);
+                total.reasons[m].n = 0;
+                total.nreasons++;
+            }
+            if (m < total.nreasons)
+                total.reasons[m].n += k.reasons[r].n;
+        }
         const char *base = strrchr(argv[i], '/');
         base = base ? base + 1 : argv[i];
         if (json) {
@@ -318,6 +331,11 @@ int cmd_sqllogictest(int argc, char **argv)
                (long long)total.sqlite);
         if (total.queries)
             printf("ours answered %.1f%% of the queries\n", 100.0 * total.ours / total.queries);
+        if (total.nreasons && verbose) {
+            printf("why SQLite ran the others:\n");
+            for (int r = 0; r < total.nreasons; r++)
+                printf("  %8lld  %s\n", (long long)total.reasons[r].n, total.reasons[r].why);
+        }
     }
     return bad ? CLI_FAIL : CLI_OK;
 }

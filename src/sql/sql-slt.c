@@ -303,8 +303,26 @@ int elo_sql_logictest(const char *path, elo_sql_device device, elo_slt_counts *c
         cnt->queries++;
         elo_sql_result *res = NULL;
         elo__sql_query_ex(db, sql, &res, 1);
-        if (res && !strcmp(res->engine, "sqlite"))
+        if (res && !strcmp(res->engine, "sqlite")) {
             cnt->sqlite++;
+            int k = 0;
+            while (k < cnt->nreasons && strncmp(cnt->reasons[k].why, res->reason, 95))
+                k++;
+            if (k == cnt->nreasons && k < (int)ELO_ARRAY_LEN(cnt->reasons)) {
+                snprintf(cnt->reasons[k].why, sizeof cnt->reasons[k].why, "%.95s", res->reason);
+                cnt->reasons[k].n = 0;
+                cnt->nreasons++;
+            }
+            if (k < cnt->nreasons) {
+                cnt->reasons[k].n++;
+                while (k > 0 && cnt->reasons[k].n > cnt->reasons[k - 1].n) {
+                    __typeof__(cnt->reasons[0]) tmp = cnt->reasons[k];
+                    cnt->reasons[k] = cnt->reasons[k - 1];
+                    cnt->reasons[k - 1] = tmp;
+                    k--;
+                }
+            }
+        }
         else if (res)
             cnt->ours++;
         for (int64_t i = 0; i < got.n; i++)
