@@ -84,8 +84,11 @@ static __device__ __forceinline__ void add_row(const djob &j, long long r, long 
     long long g = 0;
     for (int q = 0; q < j.nkeys; q++) {
         unsigned char t = j.key_type[q][r];
-        long long id = t == SV_NULL ? 0 : t == SV_TEXT ? j.key_val[q][r] + 1
-                                                       : j.key_val[q][r] - j.key_base[q] + 1;
+        /* value - base + 1 in unsigned arithmetic (base may be INT64_MIN);
+         * text codes have base 0 */
+        long long id = t == SV_NULL ? 0
+                       : (long long)((unsigned long long)j.key_val[q][r] -
+                                     (unsigned long long)j.key_base[q] + 1ull);
         g = g * j.key_span[q] + id;
     }
     const int A = j.naggs;

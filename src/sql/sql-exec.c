@@ -972,7 +972,7 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
                 keys[k].len = col->dict_len[id - 1];
             } else {
                 keys[k].t = SV_INT;
-                keys[k].i = id - 1 + j->key_base[k];
+                keys[k].i = (int64_t)((uint64_t)(id - 1) + (uint64_t)j->key_base[k]);
             }
         }
         for (int a = 0; a < j->naggs; a++) {

@@ -99,9 +99,11 @@ static void task_fn(void *arg, int task, int thread)
             const int64_t *kv = j->key_val[q] + base;
             const uint8_t *kt = j->key_type[q] + base;
             int64_t span = j->key_span[q];
-            int64_t off = 1 - j->key_base[q]; /* text codes: base 0 */
+            /* id = value - base + 1 (text codes: base 0), in unsigned
+             * arithmetic: base may be INT64_MIN */
+            uint64_t off = 1u - (uint64_t)j->key_base[q];
             for (int i = 0; i < n; i++)
-                gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : kv[i] + off);
+                gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : (int64_t)((uint64_t)kv[i] + off));
         }
         if (j->npreds)
             for (int i = 0; i < n; i++)
