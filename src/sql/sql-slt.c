@@ -356,11 +356,13 @@ int elo_sql_logictest(const char *path, elo_sql_device device, elo_slt_counts *c
             qsort(rows, (size_t)nr, sizeof(char **), cmp_row);
             for (int64_t r = 0; r < nr; r++)
                 memcpy(&flat[r * w], rows[r], sizeof(char *) * (size_t)w);
-            memcpy(got.v, flat, sizeof(char *) * (size_t)got.n);
+            if (got.n)
+                memcpy(got.v, flat, sizeof(char *) * (size_t)got.n);
             elo_free(rows);
             elo_free(flat);
         } else if (!strcmp(sortmode, "valuesort")) {
-            qsort(got.v, (size_t)got.n, sizeof(char *), cmp_str);
+            if (got.n > 1)
+                qsort(got.v, (size_t)got.n, sizeof(char *), cmp_str);
         }
         int pass;
         long long hn;
