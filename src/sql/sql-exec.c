@@ -897,6 +897,7 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         rc = FAIL(c, "out of memory");
         goto done;
     }
+    double t_start = elo_time_sec();
     if (dev && dev->kind == ELO_DEVICE_CUDA && elo_sql_cuda_group_aggregate) {
         /* swap host column pointers for their resident device copies */
         kernel_job dj = *j;
@@ -949,6 +950,7 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         rc = 1;
         goto done;
     }
+    double t_kernel = elo_time_sec();
     sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
     sv *scratch = elo_malloc(sizeof(sv) * (size_t)(b->width + 1));
     if (!scratch) {
@@ -1026,6 +1028,9 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         }
     }
     elo_free(scratch);
+    elo_debug("sql: kernel %s %.2f ms over %lld rows, %lld group slots; groups out %.2f ms",
+              *used_device == ELO_DEVICE_CUDA ? "cuda" : "cpu", (t_kernel - t_start) * 1e3,
+              (long long)j->nrows, (long long)G, (elo_time_sec() - t_kernel) * 1e3);
 done:
     elo_free(o.rows);
     elo_free(o.st);
