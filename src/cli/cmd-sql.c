@@ -114,10 +114,10 @@ int cmd_sql(int argc, char **argv)
     int64_t nrows = elo_sql_result_rows(res);
     if (explain) {
         const char *why = elo_sql_result_reason(res);
-        fprintf(stderr, "engine: %s%s%s\n", elo_sql_result_engine(res), *why ? " (ours did not: " : "",
-                *why ? why : "");
         if (*why)
-            fprintf(stderr, ")\n");
+            fprintf(stderr, "engine: %s (ours did not: %s)\n", elo_sql_result_engine(res), why);
+        else
+            fprintf(stderr, "engine: %s\n", elo_sql_result_engine(res));
     }
     if (json) {
         json_t *o = json_object(), *cols = json_array(), *rows = json_array();

@@ -166,32 +166,18 @@ int elo_sql_exec(elo_sql *db, const char *sql)
 
 /* ---- SQLite path ------------------------------------------------------- */
 
-/* Runs `sql` on SQLite into `r`. Rows produced before an error stay in `r`
- * (sqllogictest compares them); the error is returned as ELO_SQL. */
-static int run_sqlite(elo_sql *db, const char *sql, elo_sql_result *r)
+/* Steps one prepared statement into `r`. Rows produced before an error
+ * stay in `r` (sqllogictest compares them); the error is ELO_SQL. */
+static int run_statement(elo_sql *db, sqlite3_stmt *st, elo_sql_result *r)
 {
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
     result_reset(r);
-    snprintf(r->engine, sizeof r->engine, "sqlite");
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, &tail) != SQLITE_OK)
-        return elo_seterr(ELO_SQL, "%s", sqlite3_errmsg(db->db));
-    if (!st)
-        return elo_seterr(ELO_SQL, "empty statement");
-    for (const char *p = tail; p && *p; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r' && *p != '\f' && *p != ';') {
-            sqlite3_finalize(st);
-            return elo_seterr(ELO_SQL, "one statement at a time");
-        }
     r->ncols = sqlite3_column_count(st);
     r->names = elo_arena_alloc(r->arena, sizeof(char *) * (size_t)(r->ncols ? r->ncols : 1));
     for (int c = 0; c < r->ncols; c++)
         r->names[c] = elo_arena_strdup(r->arena, sqlite3_column_name(st, c));
     sv *row = elo_malloc(sizeof(sv) * (size_t)(r->ncols ? r->ncols : 1));
-    if (!row) {
-        sqlite3_finalize(st);
+    if (!row)
         return ELO_NOMEM;
-    }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int c = 0; c < r->ncols; c++) {
@@ -211,16 +197,40 @@ static int run_sqlite(elo_sql *db, const char *sql, elo_sql_result *r)
         }
         if (elo__result_push_row(r, row) < 0) {
             elo_free(row);
-            sqlite3_finalize(st);
             return ELO_NOMEM;
         }
     }
     elo_free(row);
-    int status = ELO_OK;
     if (rc != SQLITE_DONE)
-        status = elo_seterr(ELO_SQL, "%s", sqlite3_errmsg(db->db));
-    sqlite3_finalize(st);
-    return status;
+        return elo_seterr(ELO_SQL, "%s", sqlite3_errmsg(db->db));
+    return ELO_OK;
+}
+
+/* Runs `sql` on SQLite: every statement in it, in order, as the sqlite3
+ * shell does; the result is the last statement's. */
+static int run_sqlite(elo_sql *db, const char *sql, elo_sql_result *r)
+{
+    const char *cur = sql;
+    int ran = 0;
+    result_reset(r);
+    snprintf(r->engine, sizeof r->engine, "sqlite");
+    while (cur && *cur) {
+        sqlite3_stmt *st = NULL;
+        const char *tail = NULL;
+        if (sqlite3_prepare_v2(db->db, cur, -1, &st, &tail) != SQLITE_OK)
+            return elo_seterr(ELO_SQL, "%s", sqlite3_errmsg(db->db));
+        cur = tail;
+        if (!st)
+            continue; /* only whitespace or comments left */
+        int rc = run_statement(db, st, r);
+        sqlite3_finalize(st);
+        if (rc < 0)
+            return rc;
+        ran = 1;
+    }
+    if (!ran)
+        return elo_seterr(ELO_SQL, "empty statement");
+    return ELO_OK;
 }
 
 /* ---- routing -------------------------------------------------------------- */

@@ -65,6 +65,11 @@ expect_exit 1 "$BIN" import csv "$TMP/short.csv" --table short --data "$D"
 expect_contains "$TMP/err" "line 3: expected 2 fields, found 1"
 expect_exit 1 "$BIN" import csv "$TMP/missing.csv" --table m --data "$D"
 
+# several statements run in order, as in the sqlite3 shell
+expect_exit 0 "$BIN" sql --data "$D" "CREATE TABLE m(x INTEGER); INSERT INTO m VALUES(4),(5); SELECT SUM(x) FROM m;"
+if [ "$(cat "$TMP/out")" = "9" ]; then ok; else bad "multi-statement: $(cat "$TMP/out")"; fi
+expect_exit 1 "$BIN" sql --data "$D" "   "
+
 # ELOHIM_DATA is the default data folder
 ELOHIM_DATA="$D" expect_exit 0 "$BIN" sql "SELECT COUNT(*) FROM sales"
 expect_contains "$TMP/out" "4"
