@@ -70,6 +70,98 @@ static inline void neumaier(int64_t *sum_bits, int64_t *comp_bits, double x)
     *comp_bits = d_bits(c);
 }
 
+/* Adds `n` rows to the slots: gid[i] < 0 skips a row. Values come from the
+ * columns at row `base` (vals NULL), or from partition buffers: vals/types
+ * hold, per aggregate a, `stride` entries starting at a * stride. Returns
+ * nonzero when an integer part overflowed. */
+static int agg_chunk(const kernel_job *j, const int64_t *gid, int64_t n, int64_t base,
+                     const int64_t *vals, const uint8_t *types, int64_t stride, int64_t *rows,
+                     kslot *st)
+{
+    const int A = j->naggs;
+    int ovf = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (gid[i] >= 0)
+            rows[gid[i]]++;
+    for (int a = 0; a < A; a++) {
+        int fn = j->agg_fn[a];
+        if (fn == A_COUNT_STAR)
+            continue;
+        const int64_t *vv = vals ? vals + a * stride : j->agg_val[a] + base;
+        const uint8_t *vt = types ? types + a * stride : j->agg_type[a] + base;
+        kslot *S = st + a;
+        int sum = fn == A_SUM || fn == A_TOTAL || fn == A_AVG;
+        if (sum && j->agg_real[a]) {
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                x->cnt++;
+                neumaier(&x->a, &x->b, bits_d(vv[i]));
+            }
+        } else if (sum) {
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                int64_t v = vv[i];
+                x->cnt++;
+                if (v >= 0)
+                    ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                else
+                    ovf |= __builtin_add_overflow(x->b, v, &x->b);
+            }
+        } else if (fn == A_COUNT) {
+            for (int64_t i = 0; i < n; i++)
+                if (gid[i] >= 0 && vt[i] != SV_NULL)
+                    S[gid[i] * A].cnt++;
+        } else if (fn == A_MIN || fn == A_MAX) {
+            int want = fn == A_MIN ? -1 : 1, real = j->agg_real[a];
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                int64_t v = vv[i];
+                if (x->cnt++ == 0) {
+                    x->a = v;
+                    continue;
+                }
+                int c;
+                if (real) {
+                    double dv = bits_d(v), db = bits_d(x->a);
+                    c = dv < db ? -1 : dv > db;
+                } else {
+                    c = v < x->a ? -1 : v > x->a;
+                }
+                if (c == want)
+                    x->a = v; /* strictly better: the first of equals stays */
+            }
+        }
+    }
+    return ovf;
+}
+
+/* Group ids of rows [base, base + n): keys, then the fused filter (-1). */
+static void chunk_gids(const kernel_job *j, int64_t base, int n, int64_t *gid)
+{
+    for (int i = 0; i < n; i++)
+        gid[i] = 0;
+    for (int q = 0; q < j->nkeys; q++) {
+        const int64_t *kv = j->key_val[q] + base;
+        const uint8_t *kt = j->key_type[q] + base;
+        int64_t span = j->key_span[q];
+        /* id = value - base + 1 (text codes: base 0), in unsigned
+         * arithmetic: base may be INT64_MIN */
+        uint64_t off = 1u - (uint64_t)j->key_base[q];
+        for (int i = 0; i < n; i++)
+            gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : (int64_t)((uint64_t)kv[i] + off));
+    }
+    if (j->npreds)
+        for (int i = 0; i < n; i++)
+            if (!pred_ok(j, base + i))
+                gid[i] = -1;
+}
+
 /* Rows are processed in chunks: group ids for the chunk first (keys, then
  * the fused filter), then one tight loop per aggregate over the chunk. */
 #define KCHUNK 1024
@@ -88,89 +180,16 @@ static void task_fn(void *arg, int task, int thread)
     }
     int64_t *rows = k->rows[task];
     kslot *st = k->st[task];
-    const int A = j->naggs;
     int ovf = 0;
     int64_t gid[KCHUNK];
     for (int64_t base = lo; base < hi; base += KCHUNK) {
         int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
-        for (int i = 0; i < n; i++)
-            gid[i] = 0;
-        for (int q = 0; q < j->nkeys; q++) {
-            const int64_t *kv = j->key_val[q] + base;
-            const uint8_t *kt = j->key_type[q] + base;
-            int64_t span = j->key_span[q];
-            /* id = value - base + 1 (text codes: base 0), in unsigned
-             * arithmetic: base may be INT64_MIN */
-            uint64_t off = 1u - (uint64_t)j->key_base[q];
-            for (int i = 0; i < n; i++)
-                gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : (int64_t)((uint64_t)kv[i] + off));
-        }
-        if (j->npreds)
-            for (int i = 0; i < n; i++)
-                if (!pred_ok(j, base + i))
-                    gid[i] = -1;
+        chunk_gids(j, base, n, gid);
         if (k->by_group)
             for (int i = 0; i < n; i++)
                 if (gid[i] < glo || gid[i] >= ghi)
                     gid[i] = -1;
-        for (int i = 0; i < n; i++)
-            if (gid[i] >= 0)
-                rows[gid[i]]++;
-        for (int a = 0; a < A; a++) {
-            int fn = j->agg_fn[a];
-            if (fn == A_COUNT_STAR)
-                continue;
-            const int64_t *vv = j->agg_val[a] + base;
-            const uint8_t *vt = j->agg_type[a] + base;
-            kslot *S = st + a;
-            int sum = fn == A_SUM || fn == A_TOTAL || fn == A_AVG;
-            if (sum && j->agg_real[a]) {
-                for (int i = 0; i < n; i++) {
-                    if (gid[i] < 0 || vt[i] == SV_NULL)
-                        continue;
-                    kslot *x = &S[gid[i] * A];
-                    x->cnt++;
-                    neumaier(&x->a, &x->b, bits_d(vv[i]));
-                }
-            } else if (sum) {
-                for (int i = 0; i < n; i++) {
-                    if (gid[i] < 0 || vt[i] == SV_NULL)
-                        continue;
-                    kslot *x = &S[gid[i] * A];
-                    int64_t v = vv[i];
-                    x->cnt++;
-                    if (v >= 0)
-                        ovf |= __builtin_add_overflow(x->a, v, &x->a);
-                    else
-                        ovf |= __builtin_add_overflow(x->b, v, &x->b);
-                }
-            } else if (fn == A_COUNT) {
-                for (int i = 0; i < n; i++)
-                    if (gid[i] >= 0 && vt[i] != SV_NULL)
-                        S[gid[i] * A].cnt++;
-            } else if (fn == A_MIN || fn == A_MAX) {
-                int want = fn == A_MIN ? -1 : 1, real = j->agg_real[a];
-                for (int i = 0; i < n; i++) {
-                    if (gid[i] < 0 || vt[i] == SV_NULL)
-                        continue;
-                    kslot *x = &S[gid[i] * A];
-                    int64_t v = vv[i];
-                    if (x->cnt++ == 0) {
-                        x->a = v;
-                        continue;
-                    }
-                    int c;
-                    if (real) {
-                        double dv = bits_d(v), db = bits_d(x->a);
-                        c = dv < db ? -1 : dv > db;
-                    } else {
-                        c = v < x->a ? -1 : v > x->a;
-                    }
-                    if (c == want)
-                        x->a = v; /* strictly better: the first of equals stays */
-                }
-            }
-        }
+        ovf |= agg_chunk(j, gid, n, base, NULL, NULL, 0, rows, st);
     }
     if (ovf)
         k->overflow[task] = 1;
