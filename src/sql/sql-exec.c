@@ -890,13 +890,15 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
     int64_t G = j->ngroups, A = j->naggs ? j->naggs : 1;
     kernel_out o;
     memset(&o, 0, sizeof o);
-    o.rows = elo_calloc((size_t)G, sizeof(int64_t));
-    o.st = elo_calloc((size_t)(G * A), sizeof(kslot));
+    o.rows = elo__sql_scratch(0, sizeof(int64_t) * (size_t)G);
+    o.st = elo__sql_scratch(1, sizeof(kslot) * (size_t)(G * A));
     int rc = ELO_OK;
     if (!o.rows || !o.st) {
         rc = FAIL(c, "out of memory");
         goto done;
     }
+    memset(o.rows, 0, sizeof(int64_t) * (size_t)G);
+    memset(o.st, 0, sizeof(kslot) * (size_t)(G * A));
     double t_start = elo_time_sec();
     if (dev && dev->kind == ELO_DEVICE_CUDA && elo_sql_cuda_group_aggregate) {
         /* swap host column pointers for their resident device copies */
@@ -1032,8 +1034,6 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
               *used_device == ELO_DEVICE_CUDA ? "cuda" : "cpu", (t_kernel - t_start) * 1e3,
               (long long)j->nrows, (long long)G, (elo_time_sec() - t_kernel) * 1e3);
 done:
-    elo_free(o.rows);
-    elo_free(o.st);
     return rc;
 }
 

@@ -235,6 +235,11 @@ typedef struct {
 
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o);
 
+/* Per-thread scratch buffers kept between queries (slot `which` < 8), so
+ * that large group tables and partition buffers are not faulted in afresh
+ * by every query. Contents are undefined; NULL when out of memory. */
+void *elo__sql_scratch(int which, size_t bytes);
+
 /* CUDA entry points (sql-cuda.cu); the job holds device pointers (the
  * resident columns). elo_sql_cuda_group_aggregate returns ELO_UNSUPPORTED
  * for jobs it does not take (more than 16 aggregates, integer sums that

@@ -215,6 +215,180 @@ static int kernel_threads(void)
     return n > 0 ? n : elo_cpu_count();
 }
 
+static __thread struct {
+    void *p;
+    size_t cap;
+} g_scratch[8];
+
+void *elo__sql_scratch(int which, size_t bytes)
+{
+    if (bytes == 0)
+        bytes = 1;
+    if (g_scratch[which].cap < bytes) {
+        elo_free(g_scratch[which].p);
+        g_scratch[which].p = elo_malloc(bytes);
+        g_scratch[which].cap = g_scratch[which].p ? bytes : 0;
+    }
+    return g_scratch[which].p;
+}
+
+/* ---- many groups: radix partitioning ------------------------------------
+ *
+ * With a group table far larger than the caches every row costs a cache
+ * miss per aggregate. Instead: pass 1 counts the rows of each partition (a
+ * range of group ids whose slots fit in ~1 MiB) per task; pass 2 copies each
+ * row's group id and aggregate inputs into its partition, tasks in row order
+ * so that each partition keeps row order (MIN/MAX keep the first of equal
+ * values); pass 3 aggregates partition by partition, in cache, each task
+ * owning whole partitions (disjoint slots, no merge). */
+
+typedef struct {
+    const kernel_job *j;
+    kernel_out *o;
+    int T, P;
+    int64_t gpp;          /* group ids per partition */
+    int64_t *hist;        /* [T][P] rows, then write cursors */
+    int64_t *pstart;      /* [P + 1] */
+    int64_t total;        /* rows in partitions */
+    int64_t *rgid;        /* [total] */
+    int64_t *rval;        /* [A][total] */
+    uint8_t *rtype;       /* [A][total] */
+    int phase;
+    int ovf[256];
+} pctx;
+
+static void part_task(pctx *c, int t)
+{
+    const kernel_job *j = c->j;
+    const int A = j->naggs;
+    int64_t lo = j->nrows * t / c->T, hi = j->nrows * (t + 1) / c->T;
+    int64_t gid[KCHUNK];
+    int64_t *h = c->hist + (int64_t)t * c->P;
+    if (c->phase == 1 || c->phase == 2) {
+        for (int64_t base = lo; base < hi; base += KCHUNK) {
+            int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
+            chunk_gids(j, base, n, gid);
+            if (c->phase == 1) {
+                for (int i = 0; i < n; i++)
+                    if (gid[i] >= 0)
+                        h[gid[i] / c->gpp]++;
+                continue;
+            }
+            for (int i = 0; i < n; i++) {
+                if (gid[i] < 0)
+                    continue;
+                int64_t at = h[gid[i] / c->gpp]++;
+                c->rgid[at] = gid[i];
+                for (int a = 0; a < A; a++) {
+                    if (!j->agg_val[a])
+                        continue;
+                    c->rval[a * c->total + at] = j->agg_val[a][base + i];
+                    c->rtype[a * c->total + at] = j->agg_type[a][base + i];
+                }
+            }
+        }
+        return;
+    }
+    /* phase 3: partitions t, t + T, ... */
+    for (int p = t; p < c->P; p += c->T) {
+        int64_t s0 = c->pstart[p], n = c->pstart[p + 1] - s0;
+        if (n)
+            c->ovf[t] |= agg_chunk(j, c->rgid + s0, n, 0, c->rval + s0, c->rtype + s0, c->total,
+                                   c->o->rows, c->o->st);
+    }
+}
+
+typedef struct {
+    pctx *c;
+    int t;
+} parg;
+
+static void *part_main(void *raw)
+{
+    parg *a = raw;
+    part_task(a->c, a->t);
+    return NULL;
+}
+
+static void part_run(pctx *c)
+{
+    pthread_t tids[256];
+    parg args[256];
+    int started = 0;
+    for (int t = 1; t < c->T; t++) {
+        args[t].c = c;
+        args[t].t = t;
+        if (pthread_create(&tids[t], NULL, part_main, &args[t]) != 0)
+            break;
+        started = t;
+    }
+    part_task(c, 0);
+    for (int t = started + 1; t < c->T; t++)
+        part_task(c, t);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
+}
+
+/* ELO_OK, or ELO_NOMEM when the buffers do not fit (the caller then runs
+ * the unpartitioned kernel). */
+static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
+{
+    const int A = j->naggs;
+    pctx c;
+    memset(&c, 0, sizeof c);
+    c.j = j;
+    c.o = o;
+    c.T = T;
+    int64_t per_group = 8 + 24 * (int64_t)(A ? A : 1);
+    c.gpp = ((int64_t)1 << 20) / per_group;
+    if (c.gpp < 1024)
+        c.gpp = 1024;
+    const char *gp = getenv("ELOHIM_SQL_PART_GROUPS");
+    if (gp && atoll(gp) > 0)
+        c.gpp = atoll(gp);
+    int64_t P = (j->ngroups + c.gpp - 1) / c.gpp;
+    if (P > 65536)
+        return ELO_NOMEM;
+    c.P = (int)P;
+    c.hist = elo_calloc((size_t)(T * P), sizeof(int64_t));
+    c.pstart = elo_calloc((size_t)P + 1, sizeof(int64_t));
+    if (!c.hist || !c.pstart)
+        goto nomem;
+    c.phase = 1;
+    part_run(&c);
+    /* cursors: partition by partition, tasks in row order inside each */
+    int64_t at = 0;
+    for (int p = 0; p < c.P; p++) {
+        c.pstart[p] = at;
+        for (int t = 0; t < T; t++) {
+            int64_t n = c.hist[(int64_t)t * P + p];
+            c.hist[(int64_t)t * P + p] = at;
+            at += n;
+        }
+    }
+    c.pstart[P] = at;
+    c.total = at;
+    c.rgid = elo__sql_scratch(2, sizeof(int64_t) * (size_t)at);
+    c.rval = elo__sql_scratch(3, sizeof(int64_t) * (size_t)at * (size_t)(A ? A : 1));
+    c.rtype = elo__sql_scratch(4, (size_t)at * (size_t)(A ? A : 1));
+    if (!c.rgid || !c.rval || !c.rtype)
+        goto nomem;
+    c.phase = 2;
+    part_run(&c);
+    c.phase = 3;
+    part_run(&c);
+    for (int t = 0; t < T; t++)
+        if (c.ovf[t])
+            o->overflow = 1;
+    elo_free(c.hist);
+    elo_free(c.pstart);
+    return ELO_OK;
+nomem:
+    elo_free(c.hist);
+    elo_free(c.pstart);
+    return ELO_NOMEM;
+}
+
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
 {
     /* Own threads rather than the shared pool: one scan per query, and the
@@ -228,6 +402,12 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
     int64_t want = j->nrows / task_rows + 1;
     if (want < T)
         T = (int)want;
+    if (T > 256)
+        T = 256;
+    const char *pm = getenv("ELOHIM_SQL_PART_MIN");
+    int64_t part_min = pm && atoll(pm) > 0 ? atoll(pm) : 65536;
+    if (j->ngroups > part_min && kernel_partitioned(j, o, T) == ELO_OK)
+        return ELO_OK;
     /* partial states cost G per task: keep them modest */
     while (T > 1 && j->ngroups * (int64_t)(1 + j->naggs * 3) * 8 * T > ((int64_t)1 << 31))
         T--;

@@ -142,16 +142,23 @@ static void test_differential(void **state)
             dg_table(&rng, table_sql, table_cap, dg_int(&rng, max_rows));
             assert_int_equal(elo_sql_exec(db, table_sql), ELO_OK);
             compute_bound(db);
-            /* cycle the CPU kernel through its three ways of splitting work:
-             * one task, row ranges merged in order, group ranges */
-            int mode = (int)((n / 200) % 3);
+            /* cycle the CPU kernel through its ways of splitting work: one
+             * task, row ranges merged in order, group ranges, partitions */
+            int mode = (int)((n / 200) % 4);
             setenv("ELOHIM_THREADS", "3", 1);
-            if (mode == 0) {
-                unsetenv("ELOHIM_SQL_TASK_ROWS");
-                unsetenv("ELOHIM_SQL_BYGROUP_MIN");
-            } else {
+            unsetenv("ELOHIM_SQL_TASK_ROWS");
+            unsetenv("ELOHIM_SQL_BYGROUP_MIN");
+            unsetenv("ELOHIM_SQL_PART_MIN");
+            unsetenv("ELOHIM_SQL_PART_GROUPS");
+            if (mode > 0)
                 setenv("ELOHIM_SQL_TASK_ROWS", "3", 1);
-                setenv("ELOHIM_SQL_BYGROUP_MIN", mode == 1 ? "1000000000" : "2", 1);
+            if (mode == 1)
+                setenv("ELOHIM_SQL_BYGROUP_MIN", "1000000000", 1);
+            if (mode == 2)
+                setenv("ELOHIM_SQL_BYGROUP_MIN", "2", 1);
+            if (mode == 3) {
+                setenv("ELOHIM_SQL_PART_MIN", "1", 1);
+                setenv("ELOHIM_SQL_PART_GROUPS", "3", 1);
             }
         }
         dg_query(&rng, query, sizeof query);
