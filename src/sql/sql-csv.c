@@ -193,8 +193,9 @@ int elo_csv_next(elo_csv *c, char ***fields, size_t **lens)
                     if (ch == '"') {
                         int nx = rd(c);
                         if (nx == '"') {
-                            if (put(c, '"') < 0)
-                                return elo_errmsg()[0] ? ELO_TOOBIG : ELO_NOMEM;
+                            int pr = put(c, '"');
+                            if (pr < 0)
+                                return pr;
                             continue;
                         }
                         ch = nx;
@@ -205,8 +206,9 @@ int elo_csv_next(elo_csv *c, char ***fields, size_t **lens)
                                           (long long)c->line);
                     if (ch == '\n')
                         c->line++;
-                    if (put(c, (char)ch) < 0)
-                        return ELO_TOOBIG;
+                    int pr = put(c, (char)ch);
+                    if (pr < 0)
+                        return pr;
                 }
                 if (ch != ',' && ch != '\n' && ch != '\r' && ch != -1)
                     return elo_seterr(ELO_BADINPUT,
@@ -221,8 +223,9 @@ int elo_csv_next(elo_csv *c, char ***fields, size_t **lens)
                     if (ch == 0)
                         return elo_seterr(ELO_BADINPUT, "line %lld: NUL byte in a field",
                                           (long long)c->line);
-                    if (put(c, (char)ch) < 0)
-                        return ELO_TOOBIG;
+                    int pr = put(c, (char)ch);
+                    if (pr < 0)
+                        return pr;
                     ch = rd(c);
                 }
             }

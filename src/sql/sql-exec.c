@@ -803,6 +803,7 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
             return 0;
         j->agg_real[a] = col->has_real;
         j->agg_negzero[a] = col->has_negzero;
+        j->agg_nonull[a] = !col->has_null;
         if (col->has_int) {
             int64_t lo = col->imin == INT64_MIN ? INT64_MAX : (col->imin < 0 ? -col->imin : col->imin);
             int64_t hi = col->imax == INT64_MIN ? INT64_MAX : (col->imax < 0 ? -col->imax : col->imax);

@@ -210,6 +210,7 @@ typedef struct {
     const int64_t *agg_val[SQL_MAX_AGGS]; /* NULL for COUNT(*) */
     int64_t agg_absmax[SQL_MAX_AGGS];     /* integer columns: max |value| */
     int agg_negzero[SQL_MAX_AGGS];        /* real columns holding -0.0 */
+    int agg_nonull[SQL_MAX_AGGS];         /* the column holds no NULL */
     const uint8_t *agg_type[SQL_MAX_AGGS];
     int npreds;
     kpred preds[8];

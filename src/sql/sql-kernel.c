@@ -76,13 +76,18 @@ static inline void neumaier(int64_t *sum_bits, int64_t *comp_bits, double x)
  * nonzero when an integer part overflowed. */
 static int agg_chunk(const kernel_job *j, const int64_t *gid, int64_t n, int64_t base,
                      const int64_t *vals, const uint8_t *types, int64_t stride, int64_t *rows,
-                     kslot *st)
+                     kslot *st, int may_skip)
 {
     const int A = j->naggs;
     int ovf = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (gid[i] >= 0)
+    if (may_skip) {
+        for (int64_t i = 0; i < n; i++)
+            if (gid[i] >= 0)
+                rows[gid[i]]++;
+    } else {
+        for (int64_t i = 0; i < n; i++)
             rows[gid[i]]++;
+    }
     for (int a = 0; a < A; a++) {
         int fn = j->agg_fn[a];
         if (fn == A_COUNT_STAR)
@@ -91,7 +96,26 @@ static int agg_chunk(const kernel_job *j, const int64_t *gid, int64_t n, int64_t
         const uint8_t *vt = types ? types + a * stride : j->agg_type[a] + base;
         kslot *S = st + a;
         int sum = fn == A_SUM || fn == A_TOTAL || fn == A_AVG;
-        if (sum && j->agg_real[a]) {
+        if (sum && !may_skip && j->agg_nonull[a]) {
+            /* the common case: every row counts, no NULL to test */
+            if (j->agg_real[a]) {
+                for (int64_t i = 0; i < n; i++) {
+                    kslot *x = &S[gid[i] * A];
+                    x->cnt++;
+                    neumaier(&x->a, &x->b, bits_d(vv[i]));
+                }
+            } else {
+                for (int64_t i = 0; i < n; i++) {
+                    kslot *x = &S[gid[i] * A];
+                    int64_t v = vv[i];
+                    x->cnt++;
+                    if (v >= 0)
+                        ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                    else
+                        ovf |= __builtin_add_overflow(x->b, v, &x->b);
+                }
+            }
+        } else if (sum && j->agg_real[a]) {
             for (int64_t i = 0; i < n; i++) {
                 if (gid[i] < 0 || vt[i] == SV_NULL)
                     continue;
@@ -189,7 +213,7 @@ static void task_fn(void *arg, int task, int thread)
             for (int i = 0; i < n; i++)
                 if (gid[i] < glo || gid[i] >= ghi)
                     gid[i] = -1;
-        ovf |= agg_chunk(j, gid, n, base, NULL, NULL, 0, rows, st);
+        ovf |= agg_chunk(j, gid, n, base, NULL, NULL, 0, rows, st, j->npreds || k->by_group);
     }
     if (ovf)
         k->overflow[task] = 1;
@@ -294,7 +318,7 @@ static void part_task(pctx *c, int t)
         int64_t s0 = c->pstart[p], n = c->pstart[p + 1] - s0;
         if (n)
             c->ovf[t] |= agg_chunk(j, c->rgid + s0, n, 0, c->rval + s0, c->rtype + s0, c->total,
-                                   c->o->rows, c->o->st);
+                                   c->o->rows, c->o->st, 0);
     }
 }
 

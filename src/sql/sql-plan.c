@@ -265,6 +265,10 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
         *why = "SELECT * without a table";
         return ELO_UNSUPPORTED;
     }
+    if (n > SQL_MAX_ITEMS * 4) {
+        *why = "too many result columns";
+        return ELO_UNSUPPORTED;
+    }
     p->out = elo_arena_alloc(a, sizeof(expr *) * n);
     p->names = elo_arena_alloc(a, sizeof(char *) * n);
     const char *alias_of[SQL_MAX_ITEMS * 4];
@@ -298,10 +302,6 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
         p->names[p->nout] =
             it->alias ? it->alias : (it->e->kind == E_COL ? t->cols[it->e->col].name : it->span);
         p->out[p->nout++] = it->e;
-    }
-    if (s->nitems && p->nout > SQL_MAX_ITEMS * 4) {
-        *why = "too many result columns";
-        return ELO_UNSUPPORTED;
     }
     if (s->where && resolve(&pl, s->where, 0, 0) < 0)
         goto fail;
