@@ -331,6 +331,12 @@ int cmd_sqllogictest(int argc, char **argv)
                (long long)total.sqlite);
         if (total.queries)
             printf("ours answered %.1f%% of the queries\n", 100.0 * total.ours / total.queries);
+        for (int r = 1; r < total.nreasons; r++) /* most frequent first */
+            for (int q = r; q > 0 && total.reasons[q].n > total.reasons[q - 1].n; q--) {
+                __typeof__(total.reasons[0]) tmp = total.reasons[q];
+                total.reasons[q] = total.reasons[q - 1];
+                total.reasons[q - 1] = tmp;
+            }
         if (total.nreasons && verbose) {
             printf("why SQLite ran the others:\n");
             for (int r = 0; r < total.nreasons; r++)

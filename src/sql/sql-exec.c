@@ -411,6 +411,15 @@ static int agg_step(ectx *c, int fn, agg_state *s, const sv *v)
         s->cnt++;
         return 0;
     }
+    if (fn == A_BARE) {
+        if (!s->has_best) {
+            s->best = *v;
+            s->has_best = 1;
+        } else if (elo__sv_cmp(&s->best, v) != 0 || s->best.t != v->t) {
+            s->overflow = 1; /* the rows of the group disagree */
+        }
+        return 0;
+    }
     if (v->t == SV_NULL)
         return 0;
     switch (fn) {
@@ -488,6 +497,12 @@ static int agg_final(ectx *c, int fn, agg_state *s, sv *o)
     }
     case A_MIN:
     case A_MAX:
+        if (s->has_best) *o = s->best;
+        else set_null(o);
+        return 0;
+    case A_BARE:
+        if (s->overflow)
+            return FAIL(c, "bare column whose rows differ within a group (SQLite picks one)");
         if (s->has_best) *o = s->best;
         else set_null(o);
         return 0;
@@ -791,7 +806,7 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
         return 0;
     for (int a = 0; a < p->naggs; a++) {
         const agg_spec *s = &p->aggs[a];
-        if (s->distinct)
+        if (s->distinct || s->fn == A_BARE)
             return 0;
         j->agg_fn[a] = s->fn;
         if (s->fn == A_COUNT_STAR)

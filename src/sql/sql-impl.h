@@ -59,7 +59,9 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT
        OP_AND, OP_OR };
 /* Functions and aggregates we run. */
 enum { F_COALESCE, F_IFNULL, F_NULLIF, F_ABS,
-       A_COUNT_STAR, A_COUNT, A_SUM, A_TOTAL, A_AVG, A_MIN, A_MAX };
+       A_COUNT_STAR, A_COUNT, A_SUM, A_TOTAL, A_AVG, A_MIN, A_MAX,
+       A_BARE /* a bare column of an aggregate query: its value, when every
+                 row of the group agrees on it */ };
 
 typedef struct expr expr;
 struct expr {

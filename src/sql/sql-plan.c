@@ -211,8 +211,28 @@ static expr *rewrite(planner *pl, expr *e)
         return r;
     }
     if (e->kind == E_COL) {
-        fail(pl, "bare column in an aggregate query (SQLite picks an arbitrary row)");
-        return NULL;
+        /* SQLite takes a bare column from an arbitrary row of the group; we
+         * answer only when all rows of every group agree (checked while
+         * running), which makes the choice of row irrelevant */
+        int slot = -1;
+        for (int i = 0; i < p->naggs; i++)
+            if (p->aggs[i].fn == A_BARE && p->aggs[i].arg->col == e->col)
+                slot = i;
+        if (slot < 0) {
+            if (p->naggs == SQL_MAX_AGGS) {
+                fail(pl, "too many aggregates");
+                return NULL;
+            }
+            slot = p->naggs++;
+            p->aggs[slot].fn = A_BARE;
+            p->aggs[slot].distinct = 0;
+            p->aggs[slot].arg = e;
+        }
+        expr *r = elo_arena_alloc(pl->a, sizeof *r);
+        memset(r, 0, sizeof *r);
+        r->kind = E_AGGREF;
+        r->col = slot;
+        return r;
     }
     expr *c = elo_arena_alloc(pl->a, sizeof *c);
     *c = *e;

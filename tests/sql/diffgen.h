@@ -156,8 +156,9 @@ static void dg_query(dg_rng *r, char *out, size_t cap)
     for (int i = 0; i < nout; i++) {
         if (i) dg_put(&b, ", ");
         if (grouped) {
-            int k = dg_int(r, 4);
-            if (k == 0) dg_put(&b, "%s", dg_cols[keys[dg_int(r, nkeys)]]);
+            int k = dg_int(r, 5);
+            if (k == 4) dg_put(&b, "%s", dg_cols[dg_int(r, 6)]); /* bare column */
+            else if (k == 0) dg_put(&b, "%s", dg_cols[keys[dg_int(r, nkeys)]]);
             else if (k == 1) { dg_agg(r, &b); dg_put(&b, " %s ", (const char *[]){"+", "*", "-", "/"}[dg_int(r, 4)]); dg_literal(r, &b); }
             else dg_agg(r, &b);
         } else {
