@@ -30,6 +30,7 @@ typedef struct {
     token tok;
     const char *why;
     int depth;
+    int nodes;          /* expression nodes so far */
 } parser;
 
 static const char *const reserved[] = {
@@ -39,6 +40,40 @@ static const char *const reserved[] = {
     "USING", "NATURAL", "LEFT", "INNER", "CROSS", "OUTER", "LIKE", "GLOB", "REGEXP", "MATCH",
     "ISNULL", "NOTNULL", "EXISTS", "COLLATE", "ESCAPE", "WINDOW", "OVER", "FILTER", "NULLS",
     "VALUES", "WITH", "INDEXED", "RIGHT", "FULL", NULL};
+
+/* SQLite's keywords. Those that SQLite's grammar cannot take as a name
+ * (no fallback to ID) make our parse fail wherever a name is expected, and
+ * no keyword is taken as an alias without AS: SQLite then decides. */
+static const char *const sqlite_strict_kw[] = {
+    "ADD", "ALL", "ALTER", "AND", "AS", "AUTOINCREMENT", "BETWEEN", "CASE", "CHECK", "COLLATE",
+    "COMMIT", "CONSTRAINT", "CREATE", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP",
+    "DEFAULT", "DEFERRABLE", "DELETE", "DISTINCT", "DROP", "ELSE", "ESCAPE", "EXCEPT", "EXISTS",
+    "FILTER", "FOREIGN", "FROM", "GLOB", "GROUP", "HAVING", "IN", "INDEX", "INDEXED", "INSERT",
+    "INTERSECT", "INTO", "IS", "ISNULL", "JOIN", "LIKE", "LIMIT", "NOT", "NOTHING", "NOTNULL",
+    "NULL", "ON", "OR", "ORDER", "OVER", "PRIMARY", "REFERENCES", "REGEXP", "RETURNING",
+    "SELECT", "SET", "TABLE", "THEN", "TO", "TRANSACTION", "UNION", "UNIQUE", "UPDATE", "USING",
+    "VALUES", "WHEN", "WHERE", "WINDOW", "CROSS", "INNER", "LEFT", "NATURAL", "OUTER", "RIGHT",
+    "FULL", NULL};
+static const char *const sqlite_soft_kw[] = {
+    "ABORT", "ACTION", "AFTER", "ALWAYS", "ANALYZE", "ASC", "ATTACH", "BEFORE", "BEGIN", "BY",
+    "CASCADE", "CAST", "COLUMN", "CONFLICT", "CURRENT", "DATABASE", "DEFERRED", "DESC",
+    "DETACH", "DO", "EACH", "END", "EXCLUDE", "EXCLUSIVE", "EXPLAIN", "FAIL", "FIRST",
+    "FOLLOWING", "FOR", "GENERATED", "GROUPS", "IF", "IGNORE", "IMMEDIATE", "INITIALLY",
+    "INSTEAD", "KEY", "LAST", "MATCH", "MATERIALIZED", "NO", "NULLS", "OF", "OFFSET", "OTHERS",
+    "PARTITION", "PLAN", "PRAGMA", "PRECEDING", "QUERY", "RAISE", "RANGE", "RECURSIVE",
+    "REINDEX", "RELEASE", "RENAME", "REPLACE", "RESTRICT", "ROLLBACK", "ROW", "ROWS",
+    "SAVEPOINT", "TEMP", "TEMPORARY", "TIES", "TRIGGER", "UNBOUNDED", "VACUUM", "VIEW",
+    "VIRTUAL", "WITH", "WITHOUT", NULL};
+
+static int in_list(const char *const *list, const token *t)
+{
+    if (t->type != T_ID || t->quoted)
+        return 0;
+    for (int i = 0; list[i]; i++)
+        if (strlen(list[i]) == t->n && !strncasecmp(list[i], t->p, t->n))
+            return 1;
+    return 0;
+}
 
 static int is_reserved(const token *t)
 {
@@ -207,12 +242,21 @@ static void next(parser *ps)
 
 static expr *new_expr(parser *ps, int kind)
 {
+    /* SQLite refuses expression trees deeper than 1000; staying far below
+     * in node count keeps us from answering what SQLite rejects. A failed
+     * parse still hands out a node (a per-thread scratch one when memory
+     * runs out): the callers fill it in, and the parse reports failure. */
+    static __thread expr scratch;
+    if (++ps->nodes > 400)
+        fail(ps, "expression too large");
     expr *e = elo_arena_alloc(ps->a, sizeof *e);
-    if (e) {
-        memset(e, 0, sizeof *e);
-        e->kind = kind;
-        e->col = -1;
+    if (!e) {
+        fail(ps, "out of memory");
+        e = &scratch;
     }
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->col = -1;
     return e;
 }
 
@@ -408,7 +452,7 @@ static expr *parse_primary(parser *ps)
             return NULL;
         return e;
     }
-    if (is_reserved(&ps->tok)) {
+    if (is_reserved(&ps->tok) || in_list(sqlite_strict_kw, &ps->tok)) {
         fail(ps, "keyword outside our subset");
         return NULL;
     }
@@ -444,6 +488,10 @@ static expr *parse_primary(parser *ps)
         next(ps);
         if (ps->tok.type != T_ID) {
             fail(ps, "expected a column name after '.'");
+            return NULL;
+        }
+        if (in_list(sqlite_strict_kw, &ps->tok)) {
+            fail(ps, "keyword as a column name");
             return NULL;
         }
         e->tab = t.text;
@@ -792,13 +840,18 @@ int elo__sql_parse(elo_arena *a, const char *sql, select_stmt *out, const char *
                 it->span = span(&ps, estart, ps.tok.p);
                 if (is_kw(&ps, "AS")) {
                     next(&ps);
-                    if (ps.tok.type != T_ID && ps.tok.type != T_STR) {
+                    if ((ps.tok.type != T_ID && ps.tok.type != T_STR) ||
+                        in_list(sqlite_strict_kw, &ps.tok)) {
                         ps.why = "expected an alias after AS";
                         goto failed;
                     }
                     it->alias = ps.tok.text;
                     next(&ps);
                 } else if ((ps.tok.type == T_ID && !is_reserved(&ps.tok)) || ps.tok.type == T_STR) {
+                    if (in_list(sqlite_strict_kw, &ps.tok) || in_list(sqlite_soft_kw, &ps.tok)) {
+                        ps.why = "keyword as an alias";
+                        goto failed;
+                    }
                     it->alias = ps.tok.text;
                     next(&ps);
                 }
@@ -813,7 +866,7 @@ int elo__sql_parse(elo_arena *a, const char *sql, select_stmt *out, const char *
     }
     if (is_kw(&ps, "FROM")) {
         next(&ps);
-        if (ps.tok.type != T_ID || is_reserved(&ps.tok)) {
+        if (ps.tok.type != T_ID || is_reserved(&ps.tok) || in_list(sqlite_strict_kw, &ps.tok)) {
             ps.why = is_op(&ps, "(") ? "subquery in FROM" : "expected a table name";
             goto failed;
         }
@@ -825,13 +878,17 @@ int elo__sql_parse(elo_arena *a, const char *sql, select_stmt *out, const char *
         }
         if (is_kw(&ps, "AS")) {
             next(&ps);
-            if (ps.tok.type != T_ID) {
+            if (ps.tok.type != T_ID || in_list(sqlite_strict_kw, &ps.tok)) {
                 ps.why = "expected an alias";
                 goto failed;
             }
             out->alias = ps.tok.text;
             next(&ps);
         } else if (ps.tok.type == T_ID && !is_reserved(&ps.tok)) {
+            if (in_list(sqlite_strict_kw, &ps.tok) || in_list(sqlite_soft_kw, &ps.tok)) {
+                ps.why = "keyword as a table alias";
+                goto failed;
+            }
             out->alias = ps.tok.text;
             next(&ps);
         }
@@ -945,6 +1002,8 @@ int elo__sql_parse(elo_arena *a, const char *sql, select_stmt *out, const char *
     }
     while (is_op(&ps, ";"))
         next(&ps);
+    if (ps.why)
+        goto failed;
     if (ps.tok.type != T_EOF) {
         ps.why = (is_kw(&ps, "UNION") || is_kw(&ps, "EXCEPT") || is_kw(&ps, "INTERSECT"))
                      ? "compound SELECT"

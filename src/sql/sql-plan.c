@@ -385,16 +385,21 @@ int elo__sql_plan(elo_arena *a, select_stmt *s, sql_table *t, sql_plan *p, const
         p->order[o] = e;
     }
 
-    int any_agg = s->ngroup > 0 || (s->having && has_agg(s->having));
+    /* as SQLite decides it: GROUP BY or an aggregate in the result columns;
+     * aggregates only in HAVING or ORDER BY are errors there */
+    int any_agg = s->ngroup > 0;
     for (int i = 0; i < p->nout && !any_agg; i++)
         any_agg = has_agg(p->out[i]);
-    for (int o = 0; o < p->norder && !any_agg; o++)
-        any_agg = has_agg(p->order[o]);
     p->aggregate = any_agg;
     if (s->having && !any_agg) {
-        *why = "HAVING without GROUP BY or aggregates";
+        *why = "HAVING on a non-aggregate query";
         return ELO_UNSUPPORTED;
     }
+    for (int o = 0; o < p->norder && !any_agg; o++)
+        if (has_agg(p->order[o])) {
+            *why = "aggregate in ORDER BY of a non-aggregate query";
+            return ELO_UNSUPPORTED;
+        }
     if (any_agg) {
         expr *newout[SQL_MAX_ITEMS * 4];
         for (int i = 0; i < p->nout; i++)
