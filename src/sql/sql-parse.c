@@ -116,7 +116,8 @@ static void next(parser *ps)
                 p++;
             continue;
         }
-        if (p[0] == '/' && p[1] == '*') {
+        /* as SQLite: a slash-star at the very end is two operators */
+        if (p[0] == '/' && p[1] == '*' && p[2]) {
             const char *e = strstr(p + 2, "*/");
             p = e ? e + 2 : p + strlen(p);
             continue;
