@@ -1,0 +1,1 @@
+SELECT c, MIN(d), MAX(d), AVG(a), TOTAL(b), COUNT(DISTINCT c) FROM t GROUP BY c

@@ -1,0 +1,317 @@
+/* sql-cuda.cu - the dense group-aggregate kernel on the GPU: the filter and
+ * every aggregate fused in one pass over columns resident in device memory.
+ *
+ * DESIGN: one launch of a grid-stride kernel. Each row is tested against
+ * the fused predicates, its group id is computed from the key columns (the
+ * same dense ids as the CPU kernel), and its aggregates are added to the
+ * group's slots. With few groups the slots live in shared memory, one copy
+ * per block (no global atomic contention), and each block adds its copy to
+ * the global slots once at the end; with many groups the slots are a dense
+ * global table indexed by group id (a perfect hash: ids are dense by
+ * construction) updated with atomics. Integer sums are exact: the job is
+ * only taken when rows * max|value| cannot leave int64. Real sums add in
+ * double inside a block and across blocks (error bounded by the number of
+ * additions per slot times 2^-53 times sum|x|). MIN/MAX compare order-
+ * preserving integer images of the values. Everything runs on the
+ * backend's non-blocking stream; every CUDA call is checked and reported
+ * as ELO_DEVICE with CUDA's message. */
+#include "sql-impl.h"
+
+#include <cuda_runtime.h>
+#include <string.h>
+
+#define KMAX_KEYS 4
+#define KMAX_AGGS 16
+#define KMAX_PREDS 8
+
+struct djob {
+    long long nrows;
+    int nkeys, naggs, npreds;
+    const long long *key_val[KMAX_KEYS];
+    const unsigned char *key_type[KMAX_KEYS];
+    long long key_base[KMAX_KEYS], key_span[KMAX_KEYS];
+    int agg_fn[KMAX_AGGS], agg_real[KMAX_AGGS];
+    const long long *agg_val[KMAX_AGGS];
+    const unsigned char *agg_type[KMAX_AGGS];
+    int pred_op[KMAX_PREDS], pred_real[KMAX_PREDS];
+    long long pred_ival[KMAX_PREDS];
+    double pred_rval[KMAX_PREDS];
+    const long long *pred_val[KMAX_PREDS];
+    const unsigned char *pred_type[KMAX_PREDS];
+};
+
+/* slot layout per group: [rows][cnt a][isum a][rsum a][mm a] for a < A */
+#define SLOTS(A) (1 + 4 * (A))
+
+static __device__ __forceinline__ long long ordered(long long bits, int is_real)
+{
+    /* doubles -> integers in the same order: negative doubles get their 63
+     * low bits flipped (NaN is never stored; -0.0 sorts below 0.0, which is
+     * why REAL MIN/MAX over a column holding -0.0 stays on the CPU) */
+    return is_real && bits < 0 ? bits ^ 0x7fffffffffffffffll : bits;
+}
+
+static __device__ __forceinline__ bool pred_pass(const djob &j, long long r)
+{
+    for (int q = 0; q < j.npreds; q++) {
+        if (j.pred_type[q][r] == SV_NULL)
+            return false;
+        int c;
+        if (j.pred_real[q]) {
+            double v = __longlong_as_double(j.pred_val[q][r]);
+            c = v < j.pred_rval[q] ? -1 : v > j.pred_rval[q];
+        } else {
+            long long v = j.pred_val[q][r];
+            c = v < j.pred_ival[q] ? -1 : v > j.pred_ival[q];
+        }
+        bool ok;
+        switch (j.pred_op[q]) {
+        case OP_EQ: ok = c == 0; break;
+        case OP_NE: ok = c != 0; break;
+        case OP_LT: ok = c < 0; break;
+        case OP_LE: ok = c <= 0; break;
+        case OP_GT: ok = c > 0; break;
+        default: ok = c >= 0; break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static __device__ __forceinline__ void add_row(const djob &j, long long r, long long *slots)
+{
+    long long g = 0;
+    for (int q = 0; q < j.nkeys; q++) {
+        unsigned char t = j.key_type[q][r];
+        /* value - base + 1 in unsigned arithmetic (base may be INT64_MIN);
+         * text codes have base 0 */
+        long long id = t == SV_NULL ? 0
+                       : (long long)((unsigned long long)j.key_val[q][r] -
+                                     (unsigned long long)j.key_base[q] + 1ull);
+        g = g * j.key_span[q] + id;
+    }
+    const int A = j.naggs;
+    long long *s = slots + g * SLOTS(A);
+    atomicAdd((unsigned long long *)&s[0], 1ull);
+    for (int a = 0; a < A; a++) {
+        int fn = j.agg_fn[a];
+        if (fn == A_COUNT_STAR || j.agg_type[a][r] == SV_NULL)
+            continue;
+        long long v = j.agg_val[a][r];
+        atomicAdd((unsigned long long *)&s[1 + a], 1ull);
+        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+            if (j.agg_real[a])
+                atomicAdd((double *)&s[1 + 2 * A + a], __longlong_as_double(v));
+            else
+                atomicAdd((unsigned long long *)&s[1 + A + a], (unsigned long long)v);
+        } else if (fn == A_MIN) {
+            atomicMin(&s[1 + 3 * A + a], ordered(v, j.agg_real[a]));
+        } else if (fn == A_MAX) {
+            atomicMax(&s[1 + 3 * A + a], ordered(v, j.agg_real[a]));
+        }
+    }
+}
+
+static __device__ void init_slots(const djob &j, long long *slots, long long n, long long start,
+                                  long long stride)
+{
+    const int A = j.naggs;
+    for (long long i = start; i < n; i += stride) {
+        long long k = i % SLOTS(A);
+        long long v = 0;
+        if (k >= 1 + 3 * A) {
+            int a = (int)(k - 1 - 3 * A);
+            v = j.agg_fn[a] == A_MIN ? 0x7fffffffffffffffll : (long long)0x8000000000000000ull;
+        }
+        slots[i] = v;
+    }
+}
+
+__global__ void k_init(djob j, long long *slots, long long n)
+{
+    init_slots(j, slots, n, blockIdx.x * (long long)blockDim.x + threadIdx.x,
+               (long long)gridDim.x * blockDim.x);
+}
+
+/* many groups: atomics straight into the global table */
+__global__ void k_global(djob j, long long *slots)
+{
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < j.nrows; r += stride)
+        if (j.npreds == 0 || pred_pass(j, r))
+            add_row(j, r, slots);
+}
+
+/* few groups: a shared-memory copy per block, merged once per block */
+__global__ void k_shared(djob j, long long *slots, long long nslots)
+{
+    extern __shared__ long long sh[];
+    init_slots(j, sh, nslots, threadIdx.x, blockDim.x);
+    __syncthreads();
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < j.nrows; r += stride)
+        if (j.npreds == 0 || pred_pass(j, r))
+            add_row(j, r, sh);
+    __syncthreads();
+    const int A = j.naggs;
+    for (long long i = threadIdx.x; i < nslots; i += blockDim.x) {
+        long long k = i % SLOTS(A);
+        long long v = sh[i];
+        if (k == 0 || k < 1 + 2 * A) {
+            if (v)
+                atomicAdd((unsigned long long *)&slots[i], (unsigned long long)v);
+        } else if (k < 1 + 3 * A) {
+            double d = __longlong_as_double(v);
+            if (d != 0.0 || signbit(d))
+                atomicAdd((double *)&slots[i], d);
+        } else {
+            int a = (int)(k - 1 - 3 * A);
+            if (j.agg_fn[a] == A_MIN) atomicMin(&slots[i], v);
+            else if (j.agg_fn[a] == A_MAX) atomicMax(&slots[i], v);
+        }
+    }
+}
+
+#define CU(call)                                                                          \
+    do {                                                                                  \
+        cudaError_t e_ = (call);                                                          \
+        if (e_ != cudaSuccess)                                                            \
+            return elo_seterr(ELO_DEVICE, "CUDA: %s: %s", #call, cudaGetErrorString(e_)); \
+    } while (0)
+
+extern "C" int elo_sql_cuda_upload(const void *host, size_t bytes, void **dev, void *stream)
+{
+    cudaStream_t st = (cudaStream_t)stream;
+    void *p = NULL;
+    CU(cudaMalloc(&p, bytes ? bytes : 1));
+    cudaError_t e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, st);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(st);
+    if (e != cudaSuccess) {
+        cudaFree(p);
+        return elo_seterr(ELO_DEVICE, "CUDA: upload of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    }
+    *dev = p;
+    return ELO_OK;
+}
+
+extern "C" void elo_sql_cuda_free(void *dev)
+{
+    if (dev)
+        cudaFree(dev);
+}
+
+/* scratch for the group table, kept between queries */
+static long long *g_scratch;
+static size_t g_scratch_bytes;
+static long long *g_host;
+static size_t g_host_bytes;
+
+static long long from_ordered(long long o, int is_real)
+{
+    return is_real && o < 0 ? o ^ 0x7fffffffffffffffll : o; /* an involution */
+}
+
+extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, void *stream)
+{
+    if (j->naggs > KMAX_AGGS || j->nkeys > KMAX_KEYS || j->npreds > KMAX_PREDS)
+        return ELO_UNSUPPORTED;
+    djob d;
+    memset(&d, 0, sizeof d);
+    d.nrows = j->nrows;
+    d.nkeys = j->nkeys;
+    d.naggs = j->naggs;
+    d.npreds = j->npreds;
+    for (int k = 0; k < j->nkeys; k++) {
+        d.key_val[k] = (const long long *)j->key_val[k];
+        d.key_type[k] = j->key_type[k];
+        d.key_base[k] = j->key_base[k];
+        d.key_span[k] = j->key_span[k];
+    }
+    for (int a = 0; a < j->naggs; a++) {
+        int fn = j->agg_fn[a];
+        d.agg_fn[a] = fn;
+        d.agg_real[a] = j->agg_real[a];
+        d.agg_val[a] = (const long long *)j->agg_val[a];
+        d.agg_type[a] = j->agg_type[a];
+        if ((fn == A_SUM || fn == A_TOTAL || fn == A_AVG) && !j->agg_real[a]) {
+            /* exact int64 atomics only while no partial sum can overflow */
+            if (j->agg_absmax[a] > 0 && j->nrows > (long long)((1ull << 62) / (unsigned long long)j->agg_absmax[a]))
+                return ELO_UNSUPPORTED;
+        }
+        if ((fn == A_MIN || fn == A_MAX) && j->agg_real[a] && j->agg_negzero[a])
+            return ELO_UNSUPPORTED;
+    }
+    for (int q = 0; q < j->npreds; q++) {
+        d.pred_op[q] = j->preds[q].op;
+        d.pred_real[q] = j->preds[q].is_real;
+        d.pred_ival[q] = j->preds[q].ival;
+        d.pred_rval[q] = j->preds[q].rval;
+        d.pred_val[q] = (const long long *)j->pred_val[q];
+        d.pred_type[q] = j->pred_type[q];
+    }
+    const int A = j->naggs;
+    long long nslots = j->ngroups * SLOTS(A);
+    size_t bytes = (size_t)nslots * 8;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (bytes > g_scratch_bytes) {
+        if (g_scratch)
+            cudaFree(g_scratch);
+        g_scratch = NULL;
+        g_scratch_bytes = 0;
+        CU(cudaMalloc((void **)&g_scratch, bytes));
+        g_scratch_bytes = bytes;
+    }
+    if (bytes > g_host_bytes) {
+        if (g_host)
+            cudaFreeHost(g_host);
+        g_host = NULL;
+        g_host_bytes = 0;
+        CU(cudaMallocHost((void **)&g_host, bytes));
+        g_host_bytes = bytes;
+    }
+    int dev = 0, sms = 0;
+    CU(cudaGetDevice(&dev));
+    CU(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int threads = 256;
+    long long want = (j->nrows + threads * 16 - 1) / (threads * 16);
+    int blocks = (int)(want < (long long)sms * 8 ? (want > 0 ? want : 1) : (long long)sms * 8);
+    int init_blocks = (int)((nslots + threads - 1) / threads);
+    if (init_blocks > sms * 8)
+        init_blocks = sms * 8;
+    k_init<<<init_blocks > 0 ? init_blocks : 1, threads, 0, st>>>(d, g_scratch, nslots);
+    CU(cudaGetLastError());
+    size_t shared = bytes;
+    if (shared <= 32 * 1024 && j->ngroups <= 4096) {
+        k_shared<<<blocks, threads, shared, st>>>(d, g_scratch, nslots);
+    } else {
+        k_global<<<blocks, threads, 0, st>>>(d, g_scratch);
+    }
+    CU(cudaGetLastError());
+    CU(cudaMemcpyAsync(g_host, g_scratch, bytes, cudaMemcpyDeviceToHost, st));
+    CU(cudaStreamSynchronize(st));
+    elo_backend_count_op("sql_group_aggregate");
+    for (long long g = 0; g < j->ngroups; g++) {
+        const long long *s = g_host + g * SLOTS(A);
+        o->rows[g] = s[0];
+        for (int a = 0; a < A; a++) {
+            kslot *x = &o->st[g * A + a];
+            int fn = j->agg_fn[a];
+            x->cnt = s[1 + a];
+            x->a = x->b = 0;
+            if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+                if (j->agg_real[a]) {
+                    x->a = s[1 + 2 * A + a]; /* double bits; no compensation term */
+                } else {
+                    long long v = s[1 + A + a];
+                    if (v >= 0) x->a = v;
+                    else x->b = v;
+                }
+            } else if (fn == A_MIN || fn == A_MAX) {
+                x->a = from_ordered(s[1 + 3 * A + a], j->agg_real[a]);
+            }
+        }
+    }
+    return ELO_OK;
+}

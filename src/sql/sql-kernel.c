@@ -1,0 +1,538 @@
+/* sql-kernel.c - the dense group-aggregate kernel on the CPU: filter and
+ * aggregate fused in one pass over the columns, on all cores.
+ *
+ * DESIGN: the rows are cut into T contiguous ranges (T = pool size, fewer
+ * for small tables); task t aggregates its range into its own partial
+ * state (one slot per group and aggregate), so no two threads write the
+ * same memory. The caller then merges the partials in task order, which is
+ * row order: MIN/MAX keep the first of equal values as SQLite does, and
+ * integer sums keep their positive and negative parts apart so that an
+ * overflow of either (the only way a running sum can leave int64 in some
+ * order) is detected and handed to SQLite. Real sums are Neumaier-
+ * compensated within and across tasks. */
+#include "sql-impl.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const kernel_job *j;
+    int ntasks;
+    int by_group;       /* tasks own group ranges and scan every row */
+    int64_t **rows;     /* per task [G] */
+    kslot **st;         /* per task [G * A] */
+    int *overflow;
+} kctx;
+
+static inline double bits_d(int64_t v) { double d; memcpy(&d, &v, 8); return d; }
+static inline int64_t d_bits(double d) { int64_t v; memcpy(&v, &d, 8); return v; }
+
+static inline int pred_ok(const kernel_job *j, int64_t r)
+{
+    for (int q = 0; q < j->npreds; q++) {
+        if (j->pred_type[q][r] == SV_NULL)
+            return 0;
+        const kpred *p = &j->preds[q];
+        int c;
+        if (p->is_real) {
+            double v = bits_d(j->pred_val[q][r]);
+            c = v < p->rval ? -1 : v > p->rval;
+        } else {
+            int64_t v = j->pred_val[q][r];
+            c = v < p->ival ? -1 : v > p->ival;
+        }
+        int ok;
+        switch (p->op) {
+        case OP_EQ: ok = c == 0; break;
+        case OP_NE: ok = c != 0; break;
+        case OP_LT: ok = c < 0; break;
+        case OP_LE: ok = c <= 0; break;
+        case OP_GT: ok = c > 0; break;
+        default: ok = c >= 0; break;
+        }
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static inline void neumaier(int64_t *sum_bits, int64_t *comp_bits, double x)
+{
+    double s = bits_d(*sum_bits), c = bits_d(*comp_bits);
+    double t = s + x;
+    if (fabs(s) >= fabs(x))
+        c += (s - t) + x;
+    else
+        c += (x - t) + s;
+    *sum_bits = d_bits(t);
+    *comp_bits = d_bits(c);
+}
+
+/* Adds `n` rows to the slots: gid[i] < 0 skips a row. Values come from the
+ * columns at row `base` (vals NULL), or from partition buffers: vals/types
+ * hold, per aggregate a, `stride` entries starting at a * stride. Returns
+ * nonzero when an integer part overflowed. */
+static int agg_chunk(const kernel_job *j, const int64_t *gid, int64_t n, int64_t base,
+                     const int64_t *vals, const uint8_t *types, int64_t stride, int64_t *rows,
+                     kslot *st, int may_skip)
+{
+    const int A = j->naggs;
+    int ovf = 0;
+    if (may_skip) {
+        for (int64_t i = 0; i < n; i++)
+            if (gid[i] >= 0)
+                rows[gid[i]]++;
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            rows[gid[i]]++;
+    }
+    for (int a = 0; a < A; a++) {
+        int fn = j->agg_fn[a];
+        if (fn == A_COUNT_STAR)
+            continue;
+        const int64_t *vv = vals ? vals + a * stride : j->agg_val[a] + base;
+        const uint8_t *vt = types ? types + a * stride : j->agg_type[a] + base;
+        kslot *S = st + a;
+        int sum = fn == A_SUM || fn == A_TOTAL || fn == A_AVG;
+        if (sum && !may_skip && j->agg_nonull[a]) {
+            /* the common case: every row counts, no NULL to test */
+            if (j->agg_real[a]) {
+                for (int64_t i = 0; i < n; i++) {
+                    kslot *x = &S[gid[i] * A];
+                    x->cnt++;
+                    neumaier(&x->a, &x->b, bits_d(vv[i]));
+                }
+            } else {
+                for (int64_t i = 0; i < n; i++) {
+                    kslot *x = &S[gid[i] * A];
+                    int64_t v = vv[i];
+                    x->cnt++;
+                    if (v >= 0)
+                        ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                    else
+                        ovf |= __builtin_add_overflow(x->b, v, &x->b);
+                }
+            }
+        } else if (sum && j->agg_real[a]) {
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                x->cnt++;
+                neumaier(&x->a, &x->b, bits_d(vv[i]));
+            }
+        } else if (sum) {
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                int64_t v = vv[i];
+                x->cnt++;
+                if (v >= 0)
+                    ovf |= __builtin_add_overflow(x->a, v, &x->a);
+                else
+                    ovf |= __builtin_add_overflow(x->b, v, &x->b);
+            }
+        } else if (fn == A_COUNT) {
+            for (int64_t i = 0; i < n; i++)
+                if (gid[i] >= 0 && vt[i] != SV_NULL)
+                    S[gid[i] * A].cnt++;
+        } else if (fn == A_MIN || fn == A_MAX) {
+            int want = fn == A_MIN ? -1 : 1, real = j->agg_real[a];
+            for (int64_t i = 0; i < n; i++) {
+                if (gid[i] < 0 || vt[i] == SV_NULL)
+                    continue;
+                kslot *x = &S[gid[i] * A];
+                int64_t v = vv[i];
+                if (x->cnt++ == 0) {
+                    x->a = v;
+                    continue;
+                }
+                int c;
+                if (real) {
+                    double dv = bits_d(v), db = bits_d(x->a);
+                    c = dv < db ? -1 : dv > db;
+                } else {
+                    c = v < x->a ? -1 : v > x->a;
+                }
+                if (c == want)
+                    x->a = v; /* strictly better: the first of equals stays */
+            }
+        }
+    }
+    return ovf;
+}
+
+/* Group ids of rows [base, base + n): keys, then the fused filter (-1). */
+static void chunk_gids(const kernel_job *j, int64_t base, int n, int64_t *gid)
+{
+    for (int i = 0; i < n; i++)
+        gid[i] = 0;
+    for (int q = 0; q < j->nkeys; q++) {
+        const int64_t *kv = j->key_val[q] + base;
+        const uint8_t *kt = j->key_type[q] + base;
+        int64_t span = j->key_span[q];
+        /* id = value - base + 1 (text codes: base 0), in unsigned
+         * arithmetic: base may be INT64_MIN */
+        uint64_t off = 1u - (uint64_t)j->key_base[q];
+        for (int i = 0; i < n; i++)
+            gid[i] = gid[i] * span + (kt[i] == SV_NULL ? 0 : (int64_t)((uint64_t)kv[i] + off));
+    }
+    if (j->npreds)
+        for (int i = 0; i < n; i++)
+            if (!pred_ok(j, base + i))
+                gid[i] = -1;
+}
+
+/* Rows are processed in chunks: group ids for the chunk first (keys, then
+ * the fused filter), then one tight loop per aggregate over the chunk. */
+#define KCHUNK 1024
+
+static void task_fn(void *arg, int task, int thread)
+{
+    kctx *k = arg;
+    const kernel_job *j = k->j;
+    int64_t lo = j->nrows * task / k->ntasks, hi = j->nrows * (task + 1) / k->ntasks;
+    int64_t glo = 0, ghi = INT64_MAX;
+    if (k->by_group) {
+        lo = 0;
+        hi = j->nrows;
+        glo = j->ngroups * task / k->ntasks;
+        ghi = j->ngroups * (task + 1) / k->ntasks;
+    }
+    int64_t *rows = k->rows[task];
+    kslot *st = k->st[task];
+    int ovf = 0;
+    int64_t gid[KCHUNK];
+    for (int64_t base = lo; base < hi; base += KCHUNK) {
+        int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
+        chunk_gids(j, base, n, gid);
+        if (k->by_group)
+            for (int i = 0; i < n; i++)
+                if (gid[i] < glo || gid[i] >= ghi)
+                    gid[i] = -1;
+        ovf |= agg_chunk(j, gid, n, base, NULL, NULL, 0, rows, st, j->npreds || k->by_group);
+    }
+    if (ovf)
+        k->overflow[task] = 1;
+    (void)thread;
+}
+
+typedef struct {
+    kctx *k;
+    int task;
+} kthread_arg;
+
+static void *kthread_main(void *raw)
+{
+    kthread_arg *a = raw;
+    task_fn(a->k, a->task, a->task);
+    return NULL;
+}
+
+static int kernel_threads(void)
+{
+    const char *env = getenv("ELOHIM_THREADS");
+    int n = env ? atoi(env) : 0;
+    return n > 0 ? n : elo_cpu_count();
+}
+
+static __thread struct {
+    void *p;
+    size_t cap;
+} g_scratch[8];
+
+void *elo__sql_scratch(int which, size_t bytes)
+{
+    if (bytes == 0)
+        bytes = 1;
+    if (g_scratch[which].cap < bytes) {
+        elo_free(g_scratch[which].p);
+        g_scratch[which].p = elo_malloc(bytes);
+        g_scratch[which].cap = g_scratch[which].p ? bytes : 0;
+    }
+    return g_scratch[which].p;
+}
+
+/* ---- many groups: radix partitioning ------------------------------------
+ *
+ * With a group table far larger than the caches every row costs a cache
+ * miss per aggregate. Instead: pass 1 counts the rows of each partition (a
+ * range of group ids whose slots fit in ~1 MiB) per task; pass 2 copies each
+ * row's group id and aggregate inputs into its partition, tasks in row order
+ * so that each partition keeps row order (MIN/MAX keep the first of equal
+ * values); pass 3 aggregates partition by partition, in cache, each task
+ * owning whole partitions (disjoint slots, no merge). */
+
+typedef struct {
+    const kernel_job *j;
+    kernel_out *o;
+    int T, P;
+    int64_t gpp;          /* group ids per partition */
+    int64_t *hist;        /* [T][P] rows, then write cursors */
+    int64_t *pstart;      /* [P + 1] */
+    int64_t total;        /* rows in partitions */
+    int64_t *rgid;        /* [total] */
+    int64_t *rval;        /* [A][total] */
+    uint8_t *rtype;       /* [A][total] */
+    int phase;
+    int ovf[256];
+} pctx;
+
+static void part_task(pctx *c, int t)
+{
+    const kernel_job *j = c->j;
+    const int A = j->naggs;
+    int64_t lo = j->nrows * t / c->T, hi = j->nrows * (t + 1) / c->T;
+    int64_t gid[KCHUNK];
+    int64_t *h = c->hist + (int64_t)t * c->P;
+    if (c->phase == 1 || c->phase == 2) {
+        for (int64_t base = lo; base < hi; base += KCHUNK) {
+            int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
+            chunk_gids(j, base, n, gid);
+            if (c->phase == 1) {
+                for (int i = 0; i < n; i++)
+                    if (gid[i] >= 0)
+                        h[gid[i] / c->gpp]++;
+                continue;
+            }
+            for (int i = 0; i < n; i++) {
+                if (gid[i] < 0)
+                    continue;
+                int64_t at = h[gid[i] / c->gpp]++;
+                c->rgid[at] = gid[i];
+                for (int a = 0; a < A; a++) {
+                    if (!j->agg_val[a])
+                        continue;
+                    c->rval[a * c->total + at] = j->agg_val[a][base + i];
+                    c->rtype[a * c->total + at] = j->agg_type[a][base + i];
+                }
+            }
+        }
+        return;
+    }
+    /* phase 3: partitions t, t + T, ... */
+    for (int p = t; p < c->P; p += c->T) {
+        int64_t s0 = c->pstart[p], n = c->pstart[p + 1] - s0;
+        if (n)
+            c->ovf[t] |= agg_chunk(j, c->rgid + s0, n, 0, c->rval + s0, c->rtype + s0, c->total,
+                                   c->o->rows, c->o->st, 0);
+    }
+}
+
+typedef struct {
+    pctx *c;
+    int t;
+} parg;
+
+static void *part_main(void *raw)
+{
+    parg *a = raw;
+    part_task(a->c, a->t);
+    return NULL;
+}
+
+static void part_run(pctx *c)
+{
+    pthread_t tids[256];
+    parg args[256];
+    int started = 0;
+    for (int t = 1; t < c->T; t++) {
+        args[t].c = c;
+        args[t].t = t;
+        if (pthread_create(&tids[t], NULL, part_main, &args[t]) != 0)
+            break;
+        started = t;
+    }
+    part_task(c, 0);
+    for (int t = started + 1; t < c->T; t++)
+        part_task(c, t);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
+}
+
+/* ELO_OK, or ELO_NOMEM when the buffers do not fit (the caller then runs
+ * the unpartitioned kernel). */
+static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
+{
+    const int A = j->naggs;
+    pctx c;
+    memset(&c, 0, sizeof c);
+    c.j = j;
+    c.o = o;
+    c.T = T;
+    int64_t per_group = 8 + 24 * (int64_t)(A ? A : 1);
+    c.gpp = ((int64_t)1 << 20) / per_group;
+    if (c.gpp < 1024)
+        c.gpp = 1024;
+    const char *gp = getenv("ELOHIM_SQL_PART_GROUPS");
+    if (gp && atoll(gp) > 0)
+        c.gpp = atoll(gp);
+    int64_t P = (j->ngroups + c.gpp - 1) / c.gpp;
+    if (P > 65536)
+        return ELO_NOMEM;
+    c.P = (int)P;
+    c.hist = elo_calloc((size_t)(T * P), sizeof(int64_t));
+    c.pstart = elo_calloc((size_t)P + 1, sizeof(int64_t));
+    if (!c.hist || !c.pstart)
+        goto nomem;
+    c.phase = 1;
+    part_run(&c);
+    /* cursors: partition by partition, tasks in row order inside each */
+    int64_t at = 0;
+    for (int p = 0; p < c.P; p++) {
+        c.pstart[p] = at;
+        for (int t = 0; t < T; t++) {
+            int64_t n = c.hist[(int64_t)t * P + p];
+            c.hist[(int64_t)t * P + p] = at;
+            at += n;
+        }
+    }
+    c.pstart[P] = at;
+    c.total = at;
+    c.rgid = elo__sql_scratch(2, sizeof(int64_t) * (size_t)at);
+    c.rval = elo__sql_scratch(3, sizeof(int64_t) * (size_t)at * (size_t)(A ? A : 1));
+    c.rtype = elo__sql_scratch(4, (size_t)at * (size_t)(A ? A : 1));
+    if (!c.rgid || !c.rval || !c.rtype)
+        goto nomem;
+    c.phase = 2;
+    part_run(&c);
+    c.phase = 3;
+    part_run(&c);
+    for (int t = 0; t < T; t++)
+        if (c.ovf[t])
+            o->overflow = 1;
+    elo_free(c.hist);
+    elo_free(c.pstart);
+    return ELO_OK;
+nomem:
+    elo_free(c.hist);
+    elo_free(c.pstart);
+    return ELO_NOMEM;
+}
+
+int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
+{
+    /* Own threads rather than the shared pool: one scan per query, and the
+     * threads cost microseconds next to a scan of 65536+ rows each. */
+    int T = kernel_threads();
+    /* rows per task and the many-groups threshold can be lowered through
+     * the environment so that tests exercise the split paths on small tables */
+    const char *tr = getenv("ELOHIM_SQL_TASK_ROWS"), *bg = getenv("ELOHIM_SQL_BYGROUP_MIN");
+    int64_t task_rows = tr && atoll(tr) > 0 ? atoll(tr) : 65536;
+    int64_t bygroup_min = bg && atoll(bg) > 0 ? atoll(bg) : 65536;
+    int64_t want = j->nrows / task_rows + 1;
+    if (want < T)
+        T = (int)want;
+    if (T > 256)
+        T = 256;
+    const char *pm = getenv("ELOHIM_SQL_PART_MIN");
+    int64_t part_min = pm && atoll(pm) > 0 ? atoll(pm) : 65536;
+    if (j->ngroups > part_min && kernel_partitioned(j, o, T) == ELO_OK)
+        return ELO_OK;
+    /* partial states cost G per task: keep them modest */
+    while (T > 1 && j->ngroups * (int64_t)(1 + j->naggs * 3) * 8 * T > ((int64_t)1 << 31))
+        T--;
+    int64_t G = j->ngroups, A = j->naggs;
+    kctx k = {.j = j, .ntasks = T};
+    int64_t *rows_p[256];
+    kslot *st_p[256];
+    int ovf[256] = {0};
+    if (T > 256)
+        T = k.ntasks = 256;
+    /* many groups: per-task copies would cost G slots each and a merge;
+     * instead each task owns a range of groups and scans all rows */
+    k.by_group = T > 1 && G > bygroup_min;
+    k.rows = rows_p;
+    k.st = st_p;
+    k.overflow = ovf;
+    int rc = ELO_OK;
+    for (int t = 0; t < T; t++) {
+        if (t == 0 || k.by_group) {
+            rows_p[t] = o->rows;
+            st_p[t] = o->st;
+            continue;
+        }
+        rows_p[t] = elo_calloc((size_t)G, sizeof(int64_t));
+        st_p[t] = elo_calloc((size_t)(G * (A ? A : 1)), sizeof(kslot));
+        if (!rows_p[t] || !st_p[t]) {
+            for (int u = 1; u <= t; u++) {
+                elo_free(rows_p[u]);
+                elo_free(st_p[u]);
+            }
+            return ELO_NOMEM;
+        }
+    }
+    pthread_t tids[256];
+    kthread_arg targs[256];
+    int started = 0;
+    for (int t = 1; t < T; t++) {
+        targs[t].k = &k;
+        targs[t].task = t;
+        if (pthread_create(&tids[t], NULL, kthread_main, &targs[t]) != 0)
+            break;
+        started = t;
+    }
+    task_fn(&k, 0, 0);
+    for (int t = started + 1; t < T; t++)
+        task_fn(&k, t, 0); /* threads that could not start: run here */
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
+    for (int t = 0; t < T; t++)
+        if (ovf[t])
+            o->overflow = 1;
+    /* merge in task order (row order): the first of equal MIN/MAX stays */
+    for (int t = 1; t < T && !k.by_group; t++) {
+        kslot *st = st_p[t];
+        for (int64_t g = 0; g < G; g++) {
+            o->rows[g] += rows_p[t][g];
+            for (int a = 0; a < A; a++) {
+                kslot *x = &st[g * A + a], *y = &o->st[g * A + a];
+                if (!x->cnt)
+                    continue;
+                int fn = j->agg_fn[a];
+                int64_t before = y->cnt;
+                y->cnt += x->cnt;
+                switch (fn) {
+                case A_SUM:
+                case A_TOTAL:
+                case A_AVG:
+                    if (j->agg_real[a]) {
+                        neumaier(&y->a, &y->b, bits_d(x->a));
+                        y->b = d_bits(bits_d(y->b) + bits_d(x->b));
+                    } else if (__builtin_add_overflow(y->a, x->a, &y->a) ||
+                               __builtin_add_overflow(y->b, x->b, &y->b)) {
+                        o->overflow = 1;
+                    }
+                    break;
+                case A_MIN:
+                case A_MAX: {
+                    if (!before) {
+                        y->a = x->a;
+                        break;
+                    }
+                    int c;
+                    if (j->agg_real[a]) {
+                        double dv = bits_d(x->a), db = bits_d(y->a);
+                        c = dv < db ? -1 : dv > db;
+                    } else {
+                        c = x->a < y->a ? -1 : x->a > y->a;
+                    }
+                    if ((fn == A_MIN && c < 0) || (fn == A_MAX && c > 0))
+                        y->a = x->a;
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+        }
+    }
+    for (int t = 1; t < T && !k.by_group; t++) {
+        elo_free(rows_p[t]);
+        elo_free(st_p[t]);
+    }
+    return rc;
+}

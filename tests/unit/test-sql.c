@@ -1,0 +1,325 @@
+/* test-sql.c - the SQL engine through its C API: values and ordering, the
+ * parser's refusals, SQLite semantics on our executor, fallback, SUM
+ * overflow, the dataframe API, and columnar cache invalidation by an
+ * outside sqlite3 process. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "sql/sql-impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* mkstemp/mkdtemp want six trailing template characters */
+#define MKSTEMP_SUFFIX "XX" "XX" "XX"
+
+static elo_sql *mem_db(void)
+{
+    elo_sql *db;
+    assert_int_equal(elo_sql_open_file(":memory:", &db), ELO_OK);
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_CPU), ELO_OK);
+    return db;
+}
+
+static elo_sql_result *q(elo_sql *db, const char *sql)
+{
+    elo_sql_result *r = NULL;
+    int rc = elo_sql_query(db, sql, &r);
+    if (rc != ELO_OK)
+        fail_msg("query failed: %s: %s", sql, elo_errmsg());
+    return r;
+}
+
+static void test_value_order(void **state)
+{
+    (void)state;
+    sv n = {.t = SV_NULL}, i1 = {.t = SV_INT, .i = 1}, r1 = {.t = SV_REAL, .r = 1.0},
+       r15 = {.t = SV_REAL, .r = 1.5}, ta = {.t = SV_TEXT, .s = "a", .len = 1},
+       tb = {.t = SV_TEXT, .s = "ab", .len = 2};
+    assert_true(elo__sv_cmp(&n, &i1) < 0);
+    assert_int_equal(elo__sv_cmp(&i1, &r1), 0);
+    assert_true(elo__sv_cmp(&i1, &r15) < 0);
+    assert_true(elo__sv_cmp(&r15, &ta) < 0);
+    assert_true(elo__sv_cmp(&ta, &tb) < 0);
+    assert_int_equal(elo__sv_hash(&i1), elo__sv_hash(&r1));
+    sv big = {.t = SV_INT, .i = INT64_MAX}, bigr = {.t = SV_REAL, .r = 9223372036854775808.0};
+    assert_true(elo__sv_cmp(&big, &bigr) < 0);
+    assert_int_equal(elo__sql_affinity("VARCHAR(8)"), AFF_TEXT);
+    assert_int_equal(elo__sql_affinity("BIGINT"), AFF_INTEGER);
+    assert_int_equal(elo__sql_affinity("DOUBLE"), AFF_REAL);
+    assert_int_equal(elo__sql_affinity("DECIMAL"), AFF_NUMERIC);
+    assert_int_equal(elo__sql_affinity(""), AFF_BLOB);
+    assert_int_equal(elo__sql_d2i(1e30), INT64_MAX);
+    assert_int_equal(elo__sql_d2i(-2.9), -2);
+}
+
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "SELECT a FROM t1, t2", "SELECT (SELECT 1)", "SELECT a FROM t WHERE a LIKE 'x'",
+        "SELECT a || b FROM t", "SELECT a FROM t UNION SELECT b FROM t", "UPDATE t SET a = 1",
+        "SELECT 99999999999999999999", "SELECT a FROM t WHERE", "SELECT 'abc", "SELECT x'00'",
+        "SELECT a FROM t ORDER BY a NULLS LAST", "SELECT CASE WHEN 1 THEN 2", "SELECT ((((1)",
+        "SELECT a FROM t GROUP a", "", "SELECT a FROM t LIMIT"};
+    for (size_t i = 0; i < ELO_ARRAY_LEN(bad); i++) {
+        elo_arena *a = elo_arena_new(0);
+        select_stmt s;
+        const char *why = NULL;
+        assert_int_equal(elo__sql_parse(a, bad[i], &s, &why), ELO_UNSUPPORTED);
+        assert_non_null(why);
+        elo_arena_free(a);
+    }
+    elo_arena *a = elo_arena_new(0);
+    select_stmt s;
+    const char *why = NULL;
+    assert_int_equal(elo__sql_parse(a, "SELECT DISTINCT - t.a * 2 AS x, COUNT(*) FROM tab AS t "
+                                       "WHERE NOT a BETWEEN 1 AND 3 AND b NOT IN (1, NULL) "
+                                       "GROUP BY 1 HAVING COUNT(*) > 0 ORDER BY x DESC LIMIT 3 OFFSET 1;",
+                                    &s, &why),
+                     ELO_OK);
+    assert_int_equal(s.nitems, 2);
+    assert_true(s.distinct);
+    assert_string_equal(s.items[0].alias, "x");
+    assert_int_equal(s.items[0].e->kind, E_BIN); /* (-t.a) * 2: unary minus binds tighter */
+    assert_int_equal(s.items[0].e->a->kind, E_NEG);
+    assert_int_equal(s.where->kind, E_BIN);
+    assert_int_equal(s.where->op, OP_AND);
+    assert_int_equal(s.where->a->kind, E_NOT);
+    assert_int_equal(s.where->a->a->kind, E_BETWEEN);
+    assert_int_equal(s.ngroup, 1);
+    assert_int_equal(s.norder, 1);
+    assert_true(s.order[0].desc);
+    elo_arena_free(a);
+}
+
+static void test_semantics(void **state)
+{
+    (void)state;
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db, "CREATE TABLE t(k INTEGER, v INTEGER, r REAL, s TEXT);"
+                                      "INSERT INTO t VALUES(1, 7, 1.5, 'b'),(1, -2, NULL, 'a'),"
+                                      "(2, NULL, 2.25, NULL),(NULL, 5, -1.0, 'a'),(2, 9, 0.5, 'c')"),
+                     ELO_OK);
+    elo_sql_result *r = q(db, "SELECT k, SUM(v), AVG(v), COUNT(v), COUNT(*), MIN(r), MAX(s), "
+                              "TOTAL(r), v / 2 IS NULL FROM t GROUP BY k");
+    /* v / 2 in an aggregate query is a bare column: ours declines */
+    assert_string_equal(elo_sql_result_engine(r), "sqlite");
+    assert_true(strlen(elo_sql_result_reason(r)) > 0);
+    elo_sql_result_free(r);
+
+    r = q(db, "SELECT k, SUM(v), AVG(v), COUNT(v), COUNT(*), MIN(r), MAX(s), TOTAL(r) FROM t "
+              "GROUP BY k");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_rows(r), 3);
+    elo_sql_value v = elo_sql_result_value(r, 0, 0); /* NULL key sorts first */
+    assert_int_equal(v.type, ELO_SQL_NULL);
+    v = elo_sql_result_value(r, 1, 1);
+    assert_int_equal(v.type, ELO_SQL_INTEGER);
+    assert_int_equal(v.i, 5);
+    v = elo_sql_result_value(r, 1, 2);
+    assert_int_equal(v.type, ELO_SQL_REAL);
+    assert_true(v.r == 2.5);
+    v = elo_sql_result_value(r, 2, 1); /* 2: NULL + 9 */
+    assert_int_equal(v.i, 9);
+    assert_int_equal(elo_sql_result_value(r, 2, 3).i, 1);
+    assert_int_equal(elo_sql_result_value(r, 2, 4).i, 2);
+    assert_true(elo_sql_result_value(r, 2, 5).r == 0.5);
+    assert_string_equal(elo_sql_result_value(r, 2, 6).s, "c");
+    assert_true(elo_sql_result_value(r, 2, 7).r == 2.75);
+    elo_sql_result_free(r);
+
+    /* integer division, overflow to real, NULL logic, IN with NULL */
+    r = q(db, "SELECT -7 / 2, 7 % -3, 9223372036854775807 + 1, 1 / 0, NULL AND 0, NULL OR 1, "
+              "2 IN (1, NULL), 1 IN (1, NULL), 5 NOT IN ()");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_value(r, 0, 0).i, -3);
+    assert_int_equal(elo_sql_result_value(r, 0, 1).i, 1);
+    assert_int_equal(elo_sql_result_value(r, 0, 2).type, ELO_SQL_REAL);
+    assert_int_equal(elo_sql_result_value(r, 0, 3).type, ELO_SQL_NULL);
+    assert_int_equal(elo_sql_result_value(r, 0, 4).i, 0);
+    assert_int_equal(elo_sql_result_value(r, 0, 5).i, 1);
+    assert_int_equal(elo_sql_result_value(r, 0, 6).type, ELO_SQL_NULL);
+    assert_int_equal(elo_sql_result_value(r, 0, 7).i, 1);
+    assert_int_equal(elo_sql_result_value(r, 0, 8).i, 1);
+    elo_sql_result_free(r);
+
+    /* dataframe case, ORDER BY, LIMIT/OFFSET, DISTINCT */
+    r = q(db, "SELECT DISTINCT s FROM t WHERE s IS NOT NULL ORDER BY s DESC LIMIT 2 OFFSET 1");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_rows(r), 2);
+    assert_string_equal(elo_sql_result_value(r, 0, 0).s, "b");
+    assert_string_equal(elo_sql_result_value(r, 1, 0).s, "a");
+    elo_sql_result_free(r);
+
+    /* text compared with a number: affinity rules, handed to SQLite */
+    r = q(db, "SELECT COUNT(*) FROM t WHERE s > 1");
+    assert_string_equal(elo_sql_result_engine(r), "sqlite");
+    assert_int_equal(elo_sql_result_value(r, 0, 0).i, 4);
+    elo_sql_result_free(r);
+
+    /* errors come back as ELO_SQL with SQLite's message */
+    elo_sql_result *bad = NULL;
+    assert_int_equal(elo_sql_query(db, "SELECT nosuch FROM t", &bad), ELO_SQL);
+    assert_null(bad);
+    assert_non_null(strstr(elo_errmsg(), "nosuch"));
+    elo_sql_close(db);
+}
+
+static void test_sum_overflow(void **state)
+{
+    (void)state;
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db, "CREATE TABLE b(g INTEGER, x INTEGER);"
+                                      "INSERT INTO b VALUES(1, 9223372036854775807),(1, 1),"
+                                      "(2, 9223372036854775807),(2, -5)"),
+                     ELO_OK);
+    elo_sql_result *r = NULL;
+    assert_int_equal(elo_sql_query(db, "SELECT g, SUM(x) FROM b GROUP BY g", &r), ELO_SQL);
+    assert_non_null(strstr(elo_errmsg(), "overflow"));
+    r = q(db, "SELECT g, TOTAL(x), AVG(x) FROM b GROUP BY g");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_true(elo_sql_result_value(r, 0, 1).r == 9223372036854775808.0);
+    elo_sql_result_free(r);
+    r = q(db, "SELECT SUM(x) FROM b WHERE g = 2");
+    assert_int_equal(elo_sql_result_value(r, 0, 0).i, 9223372036854775802LL);
+    elo_sql_result_free(r);
+    elo_sql_close(db);
+}
+
+static void test_dataframe_api(void **state)
+{
+    (void)state;
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db, "CREATE TABLE sales(region TEXT, price REAL, quantity INTEGER);"
+                                      "INSERT INTO sales VALUES('north', 2.5, 4),('south', 1.0, 3),"
+                                      "('north', 4.0, 1),('east', NULL, 2)"),
+                     ELO_OK);
+    const char *keys[] = {"region"};
+    elo_sql_agg aggs[] = {{ELO_SQL_AGG_SUM, "quantity"}, {ELO_SQL_AGG_AVG, "price"},
+                          {ELO_SQL_AGG_COUNT, NULL}, {ELO_SQL_AGG_COUNT_DISTINCT, "price"}};
+    elo_sql_result *r;
+    assert_int_equal(elo_sql_groupby(db, "sales", keys, 1, aggs, 4, "quantity > 1", &r), ELO_OK);
+    assert_int_equal(elo_sql_result_columns(r), 5);
+    assert_int_equal(elo_sql_result_rows(r), 3);
+    assert_string_equal(elo_sql_result_value(r, 0, 0).s, "east");
+    assert_int_equal(elo_sql_result_value(r, 0, 2).type, ELO_SQL_NULL);
+    assert_string_equal(elo_sql_result_value(r, 1, 0).s, "north");
+    assert_int_equal(elo_sql_result_value(r, 1, 1).i, 4);
+    assert_true(elo_sql_result_value(r, 1, 2).r == 2.5);
+    assert_int_equal(elo_sql_result_value(r, 1, 3).i, 1);
+    elo_sql_result_free(r);
+    const char *exprs[] = {"price * quantity"};
+    assert_int_equal(elo_sql_project(db, "sales", exprs, 1, NULL, &r), ELO_OK);
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_rows(r), 4);
+    assert_true(elo_sql_result_value(r, 0, 0).r == 10.0);
+    assert_int_equal(elo_sql_result_value(r, 3, 0).type, ELO_SQL_NULL);
+    elo_sql_result_free(r);
+    assert_int_equal(elo_sql_groupby(db, "sales", keys, 5, aggs, 1, NULL, &r), ELO_BADINPUT);
+    elo_sql_close(db);
+}
+
+static void test_cache_invalidation(void **state)
+{
+    (void)state;
+    if (system("command -v sqlite3 >/dev/null 2>&1") != 0)
+        fail_msg("the sqlite3 command-line shell is required for this test");
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/elohim-sqltest-%s", MKSTEMP_SUFFIX);
+    assert_non_null(mkdtemp(dir));
+    elo_sql *db;
+    assert_int_equal(elo_sql_open(dir, &db), ELO_OK);
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_CPU), ELO_OK);
+    assert_int_equal(elo_sql_exec(db, "CREATE TABLE t(g INTEGER, x INTEGER);"
+                                      "INSERT INTO t VALUES(1, 10),(1, 20),(2, 5)"),
+                     ELO_OK);
+    elo_sql_result *r = q(db, "SELECT g, SUM(x) FROM t GROUP BY g");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_value(r, 0, 1).i, 30);
+    elo_sql_result_free(r);
+    uint64_t loads = elo_sql_get_stats(db)->cache_loads;
+    r = q(db, "SELECT g, SUM(x) FROM t GROUP BY g"); /* served from the cache */
+    elo_sql_result_free(r);
+    assert_int_equal(elo_sql_get_stats(db)->cache_loads, loads);
+
+    /* another process writes the table between two queries */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 %s/elohim.db \"PRAGMA busy_timeout=5000; INSERT INTO t VALUES(1, 100); "
+             "UPDATE t SET x = 7 WHERE g = 2;\" >/dev/null",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    r = q(db, "SELECT g, SUM(x) FROM t GROUP BY g");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_value(r, 0, 1).i, 130);
+    assert_int_equal(elo_sql_result_value(r, 1, 1).i, 7);
+    elo_sql_result_free(r);
+    assert_int_equal(elo_sql_get_stats(db)->cache_loads, loads + 1);
+
+    /* our own write, then DDL, also invalidate */
+    assert_int_equal(elo_sql_exec(db, "DELETE FROM t WHERE g = 1"), ELO_OK);
+    r = q(db, "SELECT COUNT(*), SUM(x) FROM t");
+    assert_int_equal(elo_sql_result_value(r, 0, 0).i, 1);
+    elo_sql_result_free(r);
+    assert_int_equal(elo_sql_exec(db, "ALTER TABLE t ADD COLUMN y INTEGER DEFAULT 3"), ELO_OK);
+    r = q(db, "SELECT SUM(y) FROM t");
+    assert_string_equal(elo_sql_result_engine(r), "cpu");
+    assert_int_equal(elo_sql_result_value(r, 0, 0).i, 3);
+    elo_sql_result_free(r);
+    snprintf(cmd, sizeof cmd, "sqlite3 %s/elohim.db \"DROP TABLE t\"", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(elo_sql_query(db, "SELECT SUM(y) FROM t", &r), ELO_SQL);
+    elo_sql_close(db);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_logictest_runner(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/elohim-slt-%s", MKSTEMP_SUFFIX);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *script =
+        "hash-threshold 4\n\nstatement ok\nCREATE TABLE t(a INTEGER, b TEXT)\n\n"
+        "statement ok\nINSERT INTO t VALUES(1,'x'),(2,''),(3,NULL)\n\n"
+        "statement error\nINSERT INTO nosuch VALUES(1)\n\n"
+        "query IT rowsort\nSELECT a, b FROM t\n----\n1\nx\n2\n(empty)\n3\nNULL\n\n"
+        "query R nosort\nSELECT AVG(a) FROM t\n----\n2.000\n\n"
+        "skipif sqlite\nquery I nosort\nSELECT 1\n----\n2\n\n"
+        "query I nosort\nSELECT a FROM t ORDER BY a DESC\n----\n3\n2\n1\n\n"
+        "query I nosort\nSELECT a FROM t ORDER BY a\n----\n1\n2\n4\n";
+    assert_int_equal(write(fd, script, strlen(script)), (ssize_t)strlen(script));
+    close(fd);
+    elo_slt_counts c;
+    assert_int_equal(elo_sql_logictest(path, ELO_SQL_DEVICE_CPU, &c, NULL, 0), ELO_OK);
+    assert_int_equal(c.queries, 4);
+    assert_int_equal(c.passed, 3);
+    assert_int_equal(c.failed, 1); /* the last one expects 4 */
+    assert_int_equal(c.skipped, 1);
+    assert_int_equal(c.statement_failures, 0);
+    assert_int_equal(c.ours + c.sqlite, 4);
+    unlink(path);
+    elo_md5 m;
+    char hex[33];
+    elo__md5_init(&m);
+    elo__md5_update(&m, "abc", 3);
+    elo__md5_final(&m, hex);
+    assert_string_equal(hex, "900150983cd24fb0d6963f7d28e17f72");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_value_order),   cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_semantics),     cmocka_unit_test(test_sum_overflow),
+        cmocka_unit_test(test_dataframe_api), cmocka_unit_test(test_cache_invalidation),
+        cmocka_unit_test(test_logictest_runner),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
