@@ -11,8 +11,12 @@ mkdir -p .bundle/lib .bundle/tests .bundle/bench
 cp build/elohim .bundle/
 cp build/tests/test-* .bundle/tests/ 2>/dev/null || true
 cp build/bench/* .bundle/bench/ 2>/dev/null || true
+# The sqlite3 shell: a test drives it as an outside writer, and a stock CUDA
+# machine lacks it.
+mkdir -p .bundle/bin
+command -v sqlite3 >/dev/null && cp "$(command -v sqlite3)" .bundle/bin/
 # Every non-glibc library any of our binaries needs.
-for b in .bundle/elohim .bundle/tests/* .bundle/bench/*; do ldd "$b"; done |
+for b in .bundle/elohim .bundle/tests/* .bundle/bench/* .bundle/bin/*; do ldd "$b"; done |
     awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux)[.-]' |
     while read -r lib; do cp -L "$lib" .bundle/lib/; done

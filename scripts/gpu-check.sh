@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 if [ -f .gpu-bundle.tar.xz ]; then rm -rf .bundle && mkdir .bundle && tar -C .bundle -xJf .gpu-bundle.tar.xz; fi
 export LD_LIBRARY_PATH="$PWD/.bundle/lib:${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64"
 export BIN="$PWD/.bundle/elohim"
+export PATH="$PWD/.bundle/bin:$PATH"
 export TESTS="$PWD/.bundle/tests"
 export BUNDLE="$PWD/.bundle"
 [ -d "$PWD/.bundle/shared" ] && export ELOHIM_SHARED="$PWD/.bundle/shared"

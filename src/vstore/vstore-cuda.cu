@@ -48,7 +48,7 @@ enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
 #define MERGE_N 8192                             /* entries one merge block sorts */
 #define BATCH_CAP 2048                           /* candidates kept per query (batch path) */
 #define BATCH_THREADS 256
-#define BATCH_MIN_QUERIES 8
+#define BATCH_MIN_QUERIES 32
 #define BATCH_MAX_K 256
 #define STAGING_BYTES (32u << 20)                /* each of the two pinned buffers */
 
