@@ -15,10 +15,12 @@ cp build/bench/* .bundle/bench/ 2>/dev/null || true
 # machine lacks it.
 mkdir -p .bundle/bin
 command -v sqlite3 >/dev/null && cp "$(command -v sqlite3)" .bundle/bin/
-# Every non-glibc library any of our binaries needs.
+# Every library our binaries need that a stock Ubuntu CUDA machine lacks
+# (base system libraries such as zlib or gnutls stay the machine's own).
 for b in .bundle/elohim .bundle/tests/* .bundle/bench/* .bundle/bin/*; do ldd "$b"; done |
     awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux)[.-]' |
+    grep -v -E '/lib(z|ffi|gmp|gnutls|hogweed|nettle|idn2|p11-kit|tasn1|unistring|readline|tinfo)\.so' |
     while read -r lib; do cp -L "$lib" .bundle/lib/; done
 # The shared fixtures (tiny-bert, sqllogictest scripts) travel too: the GPU
 # machine gets only the checkout.
