@@ -6,8 +6,12 @@
  * claims task indexes from `next_task` until the count is reached; each
  * finished task bumps `done_tasks`; the last one signals `done_cv`, on
  * which the caller waits. A worker that wakes for a generation it has
- * already served goes back to sleep. A task that calls elo_pool_run()
- * itself (a nested job) runs its inner job serially on its own thread. */
+ * already served goes back to sleep. Workers count themselves in
+ * `inflight` (under `mu`) while they claim tasks, and a job is published
+ * only when `inflight` is 0: a worker still leaving the last job's claim
+ * loop could otherwise take a task of the new job against the old count
+ * and run it twice. A task that calls elo_pool_run() itself (a nested job)
+ * runs its inner job serially on its own thread. */
 #include "elohim/core.h"
 
 #include <pthread.h>
@@ -23,6 +27,7 @@ struct elo_pool {
     pthread_cond_t done_cv;
     pthread_mutex_t run_lock;      /* one job at a time */
     uint64_t generation;
+    int inflight;                  /* workers inside run_tasks (under mu) */
     int stopping;
     elo_pool_fn fn;
     void *arg;
@@ -68,9 +73,12 @@ static void *worker_main(void *raw)
         if (p->stopping)
             break;
         seen = p->generation;
+        p->inflight++;
         pthread_mutex_unlock(&p->mu);
         run_tasks(p, wa.index);
         pthread_mutex_lock(&p->mu);
+        if (--p->inflight == 0)
+            pthread_cond_broadcast(&p->done_cv);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -151,6 +159,8 @@ void elo_pool_run(elo_pool *p, elo_pool_fn fn, void *arg, int task_count)
     }
     pthread_mutex_lock(&p->run_lock);
     pthread_mutex_lock(&p->mu);
+    while (p->inflight > 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     p->fn = fn;
     p->arg = arg;
     p->task_count = task_count;

@@ -96,14 +96,17 @@ struct elo_embed_model {
     elo_arena *arena;            /* owns the f32 weights */
 };
 
-/* ---- thread pool (embed-pool.c) ------------------------------------------ */
+/* ---- parallel loops ------------------------------------------------------ */
 
-typedef void (*elo__embed_task_fn)(void *arg, int task, int thread);
+typedef elo_pool_fn elo__embed_task_fn;
 /* Runs fn(arg, task, thread) for every task in [0, task_count) on the
- * encoder's pool (the caller takes part) and returns when all are done;
- * `thread` < elo__embed_threads() indexes per-thread scratch. */
-void elo__embed_parallel(elo__embed_task_fn fn, void *arg, int task_count);
-int elo__embed_threads(void);
+ * process thread pool (the caller takes part) and returns when all are
+ * done; `thread` < elo__embed_threads() indexes per-thread scratch. */
+static inline void elo__embed_parallel(elo__embed_task_fn fn, void *arg, int task_count)
+{
+    elo_pool_run(elo_pool_global(), fn, arg, task_count);
+}
+static inline int elo__embed_threads(void) { return elo_pool_size(elo_pool_global()); }
 
 /* ---- CPU kernels (embed-cpu.c) ------------------------------------------ */
 

@@ -206,3 +206,5 @@ out:
     elo_free(n);
     return rc;
 }
+
+int elo_embed_cpu_threads(void) { return elo__embed_threads(); }

@@ -126,11 +126,16 @@ ELO_CUDA_ENTRY int elo__gpuos_cuda_frames(elo_gpuos *os, uint32_t count,
                                           const gos_input *inputs);
 ELO_CUDA_ENTRY void elo__gpuos_cuda_free(elo_gpuos *os);
 
-/* The CPU path's parallel loop (par.c): fn(arg, task, thread) for task in
- * [0, count), thread in [0, gos_par_threads()); returns when all are done. */
-typedef void (*gos_task_fn)(void *arg, int task, int thread);
-void gos_par_run(gos_task_fn fn, void *arg, int count);
-int gos_par_threads(void);
+/* The CPU path's parallel loop: the process thread pool (core.h),
+ * fn(arg, task, thread) for task in [0, count), thread in
+ * [0, gos_par_threads()); returns when all are done. $ELOHIM_THREADS sets
+ * the pool's size. */
+typedef elo_pool_fn gos_task_fn;
+static inline void gos_par_run(gos_task_fn fn, void *arg, int count)
+{
+    elo_pool_run(elo_pool_global(), fn, arg, count);
+}
+static inline int gos_par_threads(void) { return elo_pool_size(elo_pool_global()); }
 
 /* Common helpers shared by both paths (runtime.c). */
 uint64_t gos_pool_room(uint64_t size);

@@ -118,6 +118,26 @@ static void test_pool(void **state)
     assert_non_null(elo_pool_global());
 }
 
+/* Many tiny jobs back to back: a worker late out of one job's claim loop
+ * must never take a task of the next (each task runs exactly once). */
+static void test_pool_back_to_back(void **state)
+{
+    (void)state;
+    elo_pool *p = elo_pool_new(4);
+    assert_non_null(p);
+    pool_job *j = calloc(1, sizeof *j);
+    for (int round = 0; round < 20000; round++) {
+        int n = 1 + round % 5;
+        elo_pool_run(p, pool_task, j, n);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(atomic_load(&j->seen[i]), 1);
+            atomic_store(&j->seen[i], 0);
+        }
+    }
+    free(j);
+    elo_pool_free(p);
+}
+
 static void test_parse_and_hash(void **state)
 {
     (void)state;
@@ -141,7 +161,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings), cmocka_unit_test(test_arena),
         cmocka_unit_test(test_mul_overflow),   cmocka_unit_test(test_files),
-        cmocka_unit_test(test_pool),           cmocka_unit_test(test_parse_and_hash),
+        cmocka_unit_test(test_pool),           cmocka_unit_test(test_pool_back_to_back),
+        cmocka_unit_test(test_parse_and_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
