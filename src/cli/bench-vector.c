@@ -64,8 +64,7 @@ static void fill_task(void *arg, int task, int thread)
 static void fill(void *dst, elo_dtype dtype, uint64_t count, uint64_t seed)
 {
     fill_job j = {dst, dtype, seed, count, 1u << 20};
-    elo__vstore_parallel(fill_task, &j, (int)((count + j.chunk - 1) / j.chunk),
-                         elo__vstore_threads());
+    elo__vstore_parallel(fill_task, &j, (int)((count + j.chunk - 1) / j.chunk));
 }
 
 /* ---- read bandwidth ------------------------------------------------------------ */
@@ -146,7 +145,7 @@ static double measure_read_bandwidth(size_t bytes)
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = elo_time_sec();
-        elo__vstore_parallel(bw_task, &j, (int)((j.words + j.chunk - 1) / j.chunk), threads);
+        elo__vstore_parallel(bw_task, &j, (int)((j.words + j.chunk - 1) / j.chunk));
         best = ELO_MIN(best, elo_time_sec() - t0);
     }
     elo_free(buf);

@@ -131,8 +131,7 @@ int elo__vstore_check_finite(const float *v, size_t count, int dim, const char *
  * `threads` threads (the caller is thread 0), claiming tasks from an
  * atomic counter; returns when all are done. elo__vstore_threads() is the
  * scan's thread count ($ELOHIM_THREADS or the online CPUs). */
-void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count,
-                          int threads);
+void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count);
 int elo__vstore_threads(void);
 
 /* CPU search over the store's live rows; queries already normalized. */

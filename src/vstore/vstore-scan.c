@@ -14,7 +14,7 @@
  * round-to-nearest only when both are -0).
  *
  * DESIGN (threads). elo__vstore_search_cpu() splits the rows into ranges
- * that its threads (started per search, see elo__vstore_parallel) claim one at a
+ * that the pool's threads (see elo__vstore_parallel) claim one at a
  * time from an atomic counter. Each thread scores every
  * row of its range against all queries of the current pass (up to 32
  * queries; the row stays in L1 while it meets them all, the queries stay in
@@ -811,67 +811,20 @@ static void scan_task(void *arg, int task, int thread)
  * has filled it in (a race that crashed searches under load), so until
  * that is fixed in core this file keeps a private parallel loop. A thread
  * start costs tens of microseconds, against milliseconds of scanning. */
-static int scan_threads(void)
-{
-    const char *env = getenv("ELOHIM_THREADS");
-    int n = env ? atoi(env) : 0;
-    if (n <= 0)
-        n = elo_cpu_count();
-    return n < 1 ? 1 : n > 256 ? 256 : n;
-}
+/* Parallel loops run on the process thread pool ($ELOHIM_THREADS sets its
+ * size); `thread` in fn() is below elo__vstore_threads(). */
+int elo__vstore_threads(void) { return elo_pool_size(elo_pool_global()); }
 
-typedef struct {
-    void (*fn)(void *arg, int task, int thread);
-    void *arg;
-    atomic_int *next;
-    int task_count, thread;
-} par_worker;
-
-static void *par_worker_main(void *raw)
+void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count)
 {
-    par_worker *w = raw;
-    for (;;) {
-        int t = atomic_fetch_add(w->next, 1);
-        if (t >= w->task_count)
-            break;
-        w->fn(w->arg, t, w->thread);
-    }
-    return NULL;
-}
-
-int elo__vstore_threads(void)
-{
-    return scan_threads();
-}
-
-void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count,
-                          int threads)
-{
-    atomic_int next = 0;
-    if (threads > task_count)
-        threads = task_count;
-    if (threads > 256)
-        threads = 256;
-    par_worker workers[256];
-    pthread_t tids[256];
-    int started = 1;
-    for (int i = 1; i < threads; i++) {
-        workers[i] = (par_worker){fn, arg, &next, task_count, i};
-        if (pthread_create(&tids[i], NULL, par_worker_main, &workers[i]) != 0)
-            break;
-        started++;
-    }
-    workers[0] = (par_worker){fn, arg, &next, task_count, 0};
-    par_worker_main(&workers[0]);
-    for (int i = 1; i < started; i++)
-        pthread_join(tids[i], NULL);
+    elo_pool_run(elo_pool_global(), fn, arg, task_count);
 }
 
 int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count, int k,
                            int64_t *out_ids, float *out_scores)
 {
     pick_kernel();
-    int threads = scan_threads();
+    int threads = elo__vstore_threads();
     int dim = (int)vs->h.dim;
     int dpad = (dim + 15) & ~15;
     uint64_t rows = vs->h.row_count;
@@ -953,7 +906,7 @@ int elo__vstore_search_cpu(elo_vstore *vs, const float *queries, int query_count
                 h->items = job.storage + ((size_t)t * PASS_QUERIES + j) * (size_t)k;
                 h->size = 0;
             }
-        elo__vstore_parallel(scan_task, &job, (int)tasks, threads);
+        elo__vstore_parallel(scan_task, &job, (int)tasks);
         for (int j = 0; j < nq; j++) {
             size_t n = 0;
             for (int t = 0; t < threads; t++) {
