@@ -127,10 +127,10 @@ int elo__vstore_normalize(float *v, size_t count, int dim, size_t first_index,
 /* ELO_BADINPUT when a value is NaN/Inf (message names vector and element). */
 int elo__vstore_check_finite(const float *v, size_t count, int dim, const char *what);
 
-/* Runs fn(arg, task, thread) for every task in [0, task_count) on up to
- * `threads` threads (the caller is thread 0), claiming tasks from an
- * atomic counter; returns when all are done. elo__vstore_threads() is the
- * scan's thread count ($ELOHIM_THREADS or the online CPUs). */
+/* Runs fn(arg, task, thread) for every task in [0, task_count) on the
+ * process thread pool (the caller takes part) and returns when all are
+ * done; `thread` is below elo__vstore_threads(), the pool's size
+ * ($ELOHIM_THREADS or the online CPUs). */
 void elo__vstore_parallel(void (*fn)(void *arg, int task, int thread), void *arg, int task_count);
 int elo__vstore_threads(void);
 
