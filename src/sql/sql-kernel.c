@@ -13,7 +13,6 @@
 #include "sql-impl.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,24 +219,8 @@ static void task_fn(void *arg, int task, int thread)
     (void)thread;
 }
 
-typedef struct {
-    kctx *k;
-    int task;
-} kthread_arg;
+static void pool_task_fn(void *arg, int task, int thread) { task_fn(arg, task, thread); }
 
-static void *kthread_main(void *raw)
-{
-    kthread_arg *a = raw;
-    task_fn(a->k, a->task, a->task);
-    return NULL;
-}
-
-static int kernel_threads(void)
-{
-    const char *env = getenv("ELOHIM_THREADS");
-    int n = env ? atoi(env) : 0;
-    return n > 0 ? n : elo_cpu_count();
-}
 
 static __thread struct {
     void *p;
@@ -322,36 +305,15 @@ static void part_task(pctx *c, int t)
     }
 }
 
-typedef struct {
-    pctx *c;
-    int t;
-} parg;
-
-static void *part_main(void *raw)
+static void pool_part_task(void *arg, int task, int thread)
 {
-    parg *a = raw;
-    part_task(a->c, a->t);
-    return NULL;
+    (void)thread;
+    part_task(arg, task);
 }
 
-static void part_run(pctx *c)
-{
-    pthread_t tids[256];
-    parg args[256];
-    int started = 0;
-    for (int t = 1; t < c->T; t++) {
-        args[t].c = c;
-        args[t].t = t;
-        if (pthread_create(&tids[t], NULL, part_main, &args[t]) != 0)
-            break;
-        started = t;
-    }
-    part_task(c, 0);
-    for (int t = started + 1; t < c->T; t++)
-        part_task(c, t);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
-}
+/* The tasks are independent: they run on the process thread pool (whose
+ * workers keep their thread-local scratch between queries). */
+static void part_run(pctx *c) { elo_pool_run(elo_pool_global(), pool_part_task, c, c->T); }
 
 /* ELO_OK, or ELO_NOMEM when the buffers do not fit (the caller then runs
  * the unpartitioned kernel). */
@@ -415,9 +377,8 @@ nomem:
 
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
 {
-    /* Own threads rather than the shared pool: one scan per query, and the
-     * threads cost microseconds next to a scan of 65536+ rows each. */
-    int T = kernel_threads();
+    /* As many tasks as the process pool has threads ($ELOHIM_THREADS). */
+    int T = elo_pool_size(elo_pool_global());
     /* rows per task and the many-groups threshold can be lowered through
      * the environment so that tests exercise the split paths on small tables */
     const char *tr = getenv("ELOHIM_SQL_TASK_ROWS"), *bg = getenv("ELOHIM_SQL_BYGROUP_MIN");
@@ -465,21 +426,7 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
             return ELO_NOMEM;
         }
     }
-    pthread_t tids[256];
-    kthread_arg targs[256];
-    int started = 0;
-    for (int t = 1; t < T; t++) {
-        targs[t].k = &k;
-        targs[t].task = t;
-        if (pthread_create(&tids[t], NULL, kthread_main, &targs[t]) != 0)
-            break;
-        started = t;
-    }
-    task_fn(&k, 0, 0);
-    for (int t = started + 1; t < T; t++)
-        task_fn(&k, t, 0); /* threads that could not start: run here */
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
+    elo_pool_run(elo_pool_global(), pool_task_fn, &k, T);
     for (int t = 0; t < T; t++)
         if (ovf[t])
             o->overflow = 1;
