@@ -48,7 +48,7 @@ enum { METRIC_COSINE = 0, METRIC_IP = 1, METRIC_L2 = 2 };
 #define MERGE_N 8192                             /* entries one merge block sorts */
 #define BATCH_CAP 2048                           /* candidates kept per query (batch path) */
 #define BATCH_THREADS 256
-#define BATCH_MIN_QUERIES 32
+#define BATCH_MIN_QUERIES 8
 #define BATCH_MAX_K 256
 #define STAGING_BYTES (32u << 20)                /* each of the two pinned buffers */
 
@@ -686,25 +686,33 @@ __global__ void merge_topk(const float *__restrict__ in_s, const long long *__re
 
 /* ---- tensor-core batch path --------------------------------------------- */
 
-/* Per query state between chunk launches, in global memory. */
+/* Per (query, split) state between chunk launches, in global memory.
+ * Each chunk of the score matrix is cut into `splits` row ranges per
+ * query, so that even a handful of queries keeps every SM busy. */
 struct batch_state {
     int count;
     int overflow;
     float threshold;   /* keep fast scores >= threshold */
 };
 
-__global__ void batch_init(batch_state *st, int query_count)
+#define COLLECT_PER_THREAD 4
+#define COLLECT_ROUND (BATCH_THREADS * COLLECT_PER_THREAD)
+#define COLLECT_FLUSH_AT (BATCH_CAP - COLLECT_ROUND)
+
+__global__ void batch_init(batch_state *st, int states)
 {
-    int q = blockIdx.x * blockDim.x + threadIdx.x;
-    if (q < query_count) {
-        st[q].count = 0;
-        st[q].overflow = 0;
-        st[q].threshold = -INFINITY;
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < states) {
+        st[i].count = 0;
+        st[i].overflow = 0;
+        st[i].threshold = -INFINITY;
     }
 }
 
-/* Keeps every row whose fast score may reach the exact top-k: after each
- * compaction, threshold = (k-th best fast score) - margin[q]. */
+/* Keeps every row of this (query, split) whose fast score may reach the
+ * exact top-k: after each compaction, threshold = (k-th best fast score
+ * of the split so far) - margin[q]. The split's k-th best is no better
+ * than the query's, so nothing the exact top-k needs is ever dropped. */
 __global__ void __launch_bounds__(BATCH_THREADS)
 batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_start,
               const uint8_t *__restrict__ live, const float *__restrict__ margin, int k,
@@ -715,32 +723,41 @@ batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_st
     __shared__ int cnt;
     __shared__ float thr;
     __shared__ int overflow;
-    int q = blockIdx.x;
+    const int q = blockIdx.x, splits = gridDim.y;
+    const size_t me = (size_t)q * splits + blockIdx.y;
     if (threadIdx.x == 0) {
-        cnt = st[q].count;
-        thr = st[q].threshold;
-        overflow = st[q].overflow;
+        cnt = st[me].count;
+        thr = st[me].threshold;
+        overflow = st[me].overflow;
     }
     __syncthreads();
     if (overflow)
         return;
     for (int i = threadIdx.x; i < cnt; i += blockDim.x) {
-        s[i] = keep_s[(size_t)q * BATCH_CAP + i];
-        row_of[i] = keep_row[(size_t)q * BATCH_CAP + i];
+        s[i] = keep_s[me * BATCH_CAP + i];
+        row_of[i] = keep_row[me * BATCH_CAP + i];
     }
+    size_t len = (chunk_rows + splits - 1) / splits;
+    size_t lo = blockIdx.y * len, hi = min(chunk_rows, lo + len);
     const float *qs = scores + (size_t)q * chunk_rows;
-    for (size_t base = 0; base < chunk_rows; base += blockDim.x) {
-        size_t r = base + threadIdx.x;
-        if (r < chunk_rows && live[row_start + r]) {
-            float v = qs[r];
-            if (v >= thr) {
+    for (size_t base = lo; base < hi; base += COLLECT_ROUND) {
+        float v[COLLECT_PER_THREAD];
+#pragma unroll
+        for (int j = 0; j < COLLECT_PER_THREAD; j++) {
+            size_t r = base + threadIdx.x + (size_t)j * BATCH_THREADS;
+            v[j] = r < hi ? qs[r] : -INFINITY;
+        }
+#pragma unroll
+        for (int j = 0; j < COLLECT_PER_THREAD; j++) {
+            size_t r = base + threadIdx.x + (size_t)j * BATCH_THREADS;
+            if (v[j] >= thr && r < hi && live[row_start + r]) {
                 int pos = atomicAdd(&cnt, 1);
-                s[pos] = v;
+                s[pos] = v[j];
                 row_of[pos] = (long long)(row_start + r);
             }
         }
         __syncthreads();
-        if (cnt > BATCH_CAP - BATCH_THREADS) {
+        if (cnt > COLLECT_FLUSH_AT) {
             int c = cnt;
             for (int i = c + threadIdx.x; i < BATCH_CAP; i += blockDim.x) {
                 s[i] = -INFINITY;
@@ -756,7 +773,7 @@ batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_st
                 while (keep < c && s[keep] >= thr)
                     keep++;
                 cnt = keep;
-                if (keep > BATCH_CAP - BATCH_THREADS) {
+                if (keep > COLLECT_FLUSH_AT) {
                     overflow = 1;
                     thr = INFINITY;
                 }
@@ -768,36 +785,75 @@ batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_st
     }
     __syncthreads();
     for (int i = threadIdx.x; i < cnt && !overflow; i += blockDim.x) {
-        keep_s[(size_t)q * BATCH_CAP + i] = s[i];
-        keep_row[(size_t)q * BATCH_CAP + i] = row_of[i];
+        keep_s[me * BATCH_CAP + i] = s[i];
+        keep_row[me * BATCH_CAP + i] = row_of[i];
     }
     if (threadIdx.x == 0) {
-        st[q].count = cnt;
-        st[q].threshold = thr;
-        st[q].overflow = overflow;
+        st[me].count = cnt;
+        st[me].threshold = thr;
+        st[me].overflow = overflow;
     }
 }
 
-/* Re-scores each query's kept rows canonically and writes its top-k. */
+/* Gathers a query's candidates from its splits (only those at or above the
+ * best split threshold: that threshold is below every row the exact top-k
+ * needs), re-scores them canonically and writes its top-k. A query whose
+ * candidates do not fit is flagged in `redo` for the exact scan. */
 template <typename T>
 __global__ void __launch_bounds__(BATCH_THREADS)
 batch_rescore(const T *__restrict__ rows, const int64_t *__restrict__ ids, int dim,
-              const float *__restrict__ queries_padded, int dimpad, int k,
-              const batch_state *st, const long long *__restrict__ keep_row,
-              float *__restrict__ out_s, long long *__restrict__ out_id)
+              const float *__restrict__ queries_padded, int dimpad, int k, int splits,
+              const batch_state *st, const float *__restrict__ keep_s,
+              const long long *__restrict__ keep_row, float *__restrict__ out_s,
+              long long *__restrict__ out_id, int *__restrict__ redo)
 {
     __shared__ float s[BATCH_CAP];
     __shared__ long long id[BATCH_CAP];
+    __shared__ float bar;
+    __shared__ int n, over;
     int q = blockIdx.x;
-    if (st[q].overflow)
+    if (threadIdx.x == 0) {
+        float b = -INFINITY;
+        int o = 0;
+        for (int sp = 0; sp < splits; sp++) {
+            const batch_state &x = st[(size_t)q * splits + sp];
+            o |= x.overflow;
+            b = fmaxf(b, x.threshold);
+        }
+        bar = b;
+        over = o;
+        n = 0;
+    }
+    __syncthreads();
+    for (int sp = 0; sp < splits; sp++) {   /* uniform: barriers inside */
+        size_t me = (size_t)q * splits + sp;
+        int c = st[me].count;
+        for (int i = threadIdx.x; i < c; i += blockDim.x) {
+            if (keep_s[me * BATCH_CAP + i] >= bar) {
+                int p = atomicAdd(&n, 1);
+                if (p < BATCH_CAP)
+                    id[p] = keep_row[me * BATCH_CAP + i];   /* row index for now */
+                else
+                    over = 1;
+            }
+        }
+        __syncthreads();
+    }
+    if (over) {
+        if (threadIdx.x == 0)
+            redo[q] = 1;
         return;
-    int c = st[q].count;
+    }
+    int c = n;
     const float *qv = queries_padded + (size_t)q * dimpad;
     int lane = threadIdx.x & 15, half = threadIdx.x >> 4;
     for (int base = 0; base < BATCH_CAP; base += BATCH_THREADS / 16) {
         int i = base + half;
+        /* A half-warp reads and replaces only its own entry; lane 0 writes
+         * after the score's shuffles, which every lane reaches after its
+         * read. */
+        long long row = i < c ? id[i] : 0;
         if (i < c) {
-            long long row = keep_row[(size_t)q * BATCH_CAP + i];
             float v = half_warp_score<T, false>(rows + (size_t)row * dim, qv, dim, lane);
             if (lane == 0) {
                 s[i] = v;
@@ -1226,15 +1282,25 @@ static int batch_search(elo__vstore_gpu *g, const float *host_q, const float *dq
     if (chunk < 1024)
         chunk = 1024;
     chunk = (chunk + 255) & ~(size_t)255;
+    /* Enough (query, split) blocks to fill the GPU twice over. */
+    int splits = (2 * g->sm_count + query_count - 1) / query_count;
+    if (splits > 16)
+        splits = 16;
+    if (splits < 1)
+        splits = 1;
+    size_t states = (size_t)query_count * splits;
 
-    batch_state *st = (batch_state *)scratch;
-    char *p = scratch + (((size_t)query_count * sizeof(batch_state) + 255) & ~(size_t)255);
+    char *p = scratch;
+    batch_state *st = (batch_state *)p;
+    p += (states * sizeof(batch_state) + 255) & ~(size_t)255;
     float *margin = (float *)p;
     p += ((size_t)query_count * sizeof(float) + 255) & ~(size_t)255;
+    int *redo = (int *)p;
+    p += ((size_t)query_count * sizeof(int) + 255) & ~(size_t)255;
     long long *keep_row = (long long *)p;
-    p += (size_t)query_count * BATCH_CAP * sizeof(long long);
+    p += states * BATCH_CAP * sizeof(long long);
     float *keep_s = (float *)p;
-    p += (size_t)query_count * BATCH_CAP * sizeof(float);
+    p += states * BATCH_CAP * sizeof(float);
     float *scores = (float *)p;
     if ((size_t)(p - scratch) + chunk * query_count * sizeof(float) > scratch_left)
         return elo_seterr(ELO_NOMEM, "search scratch too small");
@@ -1259,12 +1325,14 @@ static int batch_search(elo__vstore_gpu *g, const float *host_q, const float *dq
     cudaError_t e = cudaMemcpyAsync(margin, hm, (size_t)query_count * sizeof(float),
                                     cudaMemcpyHostToDevice, g->stream);
     if (e == cudaSuccess)
+        e = cudaMemsetAsync(redo, 0, (size_t)query_count * sizeof(int), g->stream);
+    if (e == cudaSuccess)
         e = cudaStreamSynchronize(g->stream);
     elo_free(hm);
     if (e != cudaSuccess)
         return elo_seterr(ELO_DEVICE, "margin upload: %s", cudaGetErrorString(e));
 
-    batch_init<<<(query_count + 255) / 256, 256, 0, g->stream>>>(st, query_count);
+    batch_init<<<(unsigned)((states + 255) / 256), 256, 0, g->stream>>>(st, (int)states);
     CUDA_TRY(cudaGetLastError());
     bool f16 = g->dtype == ELO_DTYPE_F16;
     for (size_t start = 0; start < g->row_count; start += chunk) {
@@ -1290,34 +1358,23 @@ static int batch_search(elo__vstore_gpu *g, const float *host_q, const float *dq
         int rc = elo_backend_gemm(g->backend, &gm);
         if (rc < 0)
             return rc;
-        batch_collect<<<query_count, BATCH_THREADS, 0, g->stream>>>(
-            scores, rows, start, g->live, margin, k, st, keep_s, keep_row);
+        batch_collect<<<dim3((unsigned)query_count, (unsigned)splits), BATCH_THREADS, 0,
+                        g->stream>>>(scores, rows, start, g->live, margin, k, st, keep_s,
+                                     keep_row);
         CUDA_TRY(cudaGetLastError());
     }
     if (f16)
         batch_rescore<__half><<<query_count, BATCH_THREADS, 0, g->stream>>>(
-            (const __half *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, st, keep_row, out_s,
-            out_id);
+            (const __half *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, splits, st, keep_s,
+            keep_row, out_s, out_id, redo);
     else
         batch_rescore<float><<<query_count, BATCH_THREADS, 0, g->stream>>>(
-            (const float *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, st, keep_row, out_s,
-            out_id);
+            (const float *)g->rows, g->ids, g->dim, dq_pad, dimpad, k, splits, st, keep_s,
+            keep_row, out_s, out_id, redo);
     CUDA_TRY(cudaGetLastError());
-
-    batch_state *hs = (batch_state *)elo_malloc((size_t)query_count * sizeof(batch_state));
-    if (!hs)
-        return ELO_NOMEM;
-    e = cudaMemcpyAsync(hs, st, (size_t)query_count * sizeof(batch_state),
-                        cudaMemcpyDeviceToHost, g->stream);
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize(g->stream);
-    if (e != cudaSuccess) {
-        elo_free(hs);
-        return elo_seterr(ELO_DEVICE, "batch state: %s", cudaGetErrorString(e));
-    }
-    for (int q = 0; q < query_count; q++)
-        overflowed[q] = hs[q].overflow;
-    elo_free(hs);
+    CUDA_TRY(cudaMemcpyAsync(overflowed, redo, (size_t)query_count * sizeof(int),
+                             cudaMemcpyDeviceToHost, g->stream));
+    CUDA_TRY(cudaStreamSynchronize(g->stream));
     return ELO_OK;
 }
 
