@@ -713,10 +713,40 @@ __global__ void batch_init(batch_state *st, int states)
  * exact top-k: after each compaction, threshold = (k-th best fast score
  * of the split so far) - margin[q]. The split's k-th best is no better
  * than the query's, so nothing the exact top-k needs is ever dropped. */
+/* Sorts the kept candidates, raises the threshold to (k-th best) - margin
+ * when k are held and keeps those at or above it; flags an overflow when
+ * more are left than a round could add to. Every thread must call it. */
+__device__ void collect_compact(float *s, long long *row_of, int *cnt, float *thr,
+                                int *overflow, int k, float margin)
+{
+    int c = *cnt;
+    for (int i = c + threadIdx.x; i < BATCH_CAP; i += blockDim.x) {
+        s[i] = -INFINITY;
+        row_of[i] = LLONG_MAX;
+    }
+    __syncthreads();
+    bitonic_sort(s, row_of, BATCH_CAP);
+    if (threadIdx.x == 0 && c >= k) {
+        float t = s[k - 1] - margin;
+        if (t > *thr)
+            *thr = t;
+        int keep = k;
+        while (keep < c && s[keep] >= *thr)
+            keep++;
+        *cnt = keep;
+        if (keep > COLLECT_FLUSH_AT) {
+            *overflow = 1;
+            *thr = INFINITY;
+        }
+    }
+    __syncthreads();
+}
+
 __global__ void __launch_bounds__(BATCH_THREADS)
 batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_start,
               const uint8_t *__restrict__ live, const float *__restrict__ margin, int k,
-              batch_state *st, float *__restrict__ keep_s, long long *__restrict__ keep_row)
+              int last, batch_state *st, float *__restrict__ keep_s,
+              long long *__restrict__ keep_row)
 {
     __shared__ float s[BATCH_CAP];
     __shared__ long long row_of[BATCH_CAP];
@@ -758,32 +788,16 @@ batch_collect(const float *__restrict__ scores, size_t chunk_rows, size_t row_st
         }
         __syncthreads();
         if (cnt > COLLECT_FLUSH_AT) {
-            int c = cnt;
-            for (int i = c + threadIdx.x; i < BATCH_CAP; i += blockDim.x) {
-                s[i] = -INFINITY;
-                row_of[i] = LLONG_MAX;
-            }
-            __syncthreads();
-            bitonic_sort(s, row_of, BATCH_CAP);
-            if (threadIdx.x == 0 && c >= k) {
-                float t = s[k - 1] - margin[q];
-                if (t > thr)
-                    thr = t;
-                int keep = k;
-                while (keep < c && s[keep] >= thr)
-                    keep++;
-                cnt = keep;
-                if (keep > COLLECT_FLUSH_AT) {
-                    overflow = 1;
-                    thr = INFINITY;
-                }
-            }
-            __syncthreads();
+            collect_compact(s, row_of, &cnt, &thr, &overflow, k, margin[q]);
             if (overflow)
                 break;
         }
     }
     __syncthreads();
+    /* After the last chunk, tighten the threshold once more, so that the
+     * re-scoring gathers few candidates from each split. */
+    if (last && !overflow && cnt > k)
+        collect_compact(s, row_of, &cnt, &thr, &overflow, k, margin[q]);
     for (int i = threadIdx.x; i < cnt && !overflow; i += blockDim.x) {
         keep_s[me * BATCH_CAP + i] = s[i];
         keep_row[me * BATCH_CAP + i] = row_of[i];
@@ -1359,8 +1373,8 @@ static int batch_search(elo__vstore_gpu *g, const float *host_q, const float *dq
         if (rc < 0)
             return rc;
         batch_collect<<<dim3((unsigned)query_count, (unsigned)splits), BATCH_THREADS, 0,
-                        g->stream>>>(scores, rows, start, g->live, margin, k, st, keep_s,
-                                     keep_row);
+                        g->stream>>>(scores, rows, start, g->live, margin, k,
+                                     start + rows >= g->row_count, st, keep_s, keep_row);
         CUDA_TRY(cudaGetLastError());
     }
     if (f16)
