@@ -23,7 +23,7 @@ CFLAGS_BASE := -std=c11 $(WARN) $(OPT) -D_GNU_SOURCE -Iinclude -Isrc -pthread \
 PKGS    := jansson libsodium sqlite3 libpng libmicrohttpd libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS    := $(PKG_LIBS) -lopenblas -lm -ldl -lrt -pthread
+LIBS    := $(PKG_LIBS) -lm -ldl -lrt -pthread
 CFLAGS  += $(CFLAGS_BASE) $(PKG_CFLAGS)
 
 # Sources: every .c under src/ except the CLI's main is the library; every

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}; shift || true
 build=build-fuzz
 flags="-std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -pthread -fsanitize=address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags jansson libsodium sqlite3 libpng libmicrohttpd libutf8proc 2>/dev/null)"
-libs="$(pkg-config --libs jansson libsodium sqlite3 libpng libmicrohttpd libutf8proc 2>/dev/null) -lopenblas -lm -ldl -lrt -pthread"
+libs="$(pkg-config --libs jansson libsodium sqlite3 libpng libmicrohttpd libutf8proc 2>/dev/null) -lm -ldl -lrt -pthread"
 mkdir -p "$build/obj"
 objs=()
 for src in $(ls src/*/*.c | grep -v '^src/cli/main.c$'); do

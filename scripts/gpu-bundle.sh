@@ -17,7 +17,12 @@ mkdir -p .bundle/bin
 command -v sqlite3 >/dev/null && cp "$(command -v sqlite3)" .bundle/bin/
 # Every library our binaries need that a stock Ubuntu CUDA machine lacks
 # (base system libraries such as zlib or gnutls stay the machine's own).
-for b in .bundle/elohim .bundle/tests/* .bundle/bench/* .bundle/bin/*; do ldd "$b"; done |
+# OpenBLAS is opened with dlopen (src/backend/blas.c), so ldd does not list
+# it: bundle it by name, with what it needs in turn.
+blas=$(ldconfig -p | awk '/libopenblas\.so\.0 / {print $NF; exit}')
+[ -n "$blas" ] || { echo "gpu-bundle: libopenblas.so.0 not found" >&2; exit 1; }
+cp -L "$blas" .bundle/lib/libopenblas.so.0
+for b in .bundle/elohim .bundle/tests/* .bundle/bench/* .bundle/bin/* "$blas"; do ldd "$b"; done |
     awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux)[.-]' |
     grep -v -E '/lib(z|ffi|gmp|gnutls|hogweed|nettle|idn2|p11-kit|tasn1|unistring|readline|tinfo)\.so' |

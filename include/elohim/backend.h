@@ -90,7 +90,7 @@ typedef struct {
     char model[128];
     int cores;                    /* online logical CPUs */
     char simd[64];                /* e.g. "avx2 fma" */
-    char blas[160];               /* OpenBLAS configuration string */
+    char blas[256];               /* OpenBLAS configuration and kernels */
 } elo_cpu_info;
 
 /* The interface a device implements; NULL members are not offered. */

@@ -38,8 +38,24 @@ static double encoder_flops(const elo_embed_info *in, int len)
     return in->layers * (dense + attn);
 }
 
+/* Fills n elements of dtype `prec` with values in [1, 2) (f32: [-1, 1)).
+ * Not zeros: calloc'd zeros all map one page, which flatters the rate. */
+static void fill_values(void *p, size_t n, elo_dtype prec)
+{
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        if (prec == ELO_DTYPE_F32)
+            ((float *)p)[i] = (float)(x >> 8) / 8388608.0f - 1.0f;
+        else if (prec == ELO_DTYPE_F16)
+            ((uint16_t *)p)[i] = (uint16_t)(0x3C00 | (x >> 22));
+        else
+            ((uint16_t *)p)[i] = (uint16_t)(0x3F80 | (x >> 25));
+    }
+}
+
 /* GEMM rate of this device at an encoder-like shape and the run's input
- * precision (zeros as data: the rate does not depend on values), GFLOP/s. */
+ * precision, GFLOP/s. */
 static double gemm_peak(elo_backend *b, const elo_embed_info *in, elo_dtype prec)
 {
     int m = 4096, n = in->intermediate, k = in->hidden;
@@ -50,6 +66,8 @@ static double gemm_peak(elo_backend *b, const elo_embed_info *in, elo_dtype prec
     double best = 0;
     if (!ha || !hb)
         goto out;
+    fill_values(ha, na, prec);
+    fill_values(hb, nb, prec);
     if (elo_backend_alloc(b, na * es, &a) < 0 || elo_backend_alloc(b, nb * es, &bm) < 0 ||
         elo_backend_alloc(b, nc * 4, &c) < 0)
         goto out;

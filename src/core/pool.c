@@ -11,7 +11,10 @@
  * only when `inflight` is 0: a worker still leaving the last job's claim
  * loop could otherwise take a task of the new job against the old count
  * and run it twice. A task that calls elo_pool_run() itself (a nested job)
- * runs its inner job serially on its own thread. */
+ * runs its inner job serially on its own thread. Idle workers, and the
+ * caller waiting for the last task, poll for up to POOL_SPIN_SEC before
+ * they sleep on their condition variable (`published` and `stop_flag`
+ * mirror `generation` and `stopping` for that lock-free poll). */
 #include "elohim/core.h"
 
 #include <pthread.h>
@@ -27,6 +30,8 @@ struct elo_pool {
     pthread_cond_t done_cv;
     pthread_mutex_t run_lock;      /* one job at a time */
     uint64_t generation;
+    atomic_uint_least64_t published; /* generation, readable without mu */
+    atomic_int stop_flag;            /* stopping, readable without mu */
     int inflight;                  /* workers inside run_tasks (under mu) */
     int stopping;
     elo_pool_fn fn;
@@ -60,6 +65,34 @@ typedef struct {
     int index;
 } worker_arg;
 
+/* How long an idle worker polls for the next job before it sleeps. Loops
+ * often come back to back (an encoder layer is ~8 of them, a few tens of
+ * microseconds apart) and waking a sleeping thread costs 50-100 us on a
+ * VM; the poll costs at most this much CPU after each job. */
+#define POOL_SPIN_SEC 100e-6
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void spin_while_same(elo_pool *p, uint64_t seen)
+{
+    double t0 = elo_time_sec();
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&p->published, memory_order_acquire) != seen ||
+            atomic_load_explicit(&p->stop_flag, memory_order_relaxed))
+            return;
+        cpu_relax();
+        if ((i & 63) == 0 && elo_time_sec() - t0 > POOL_SPIN_SEC)
+            return;
+    }
+}
+
 static void *worker_main(void *raw)
 {
     worker_arg wa = *(worker_arg *)raw;
@@ -68,6 +101,11 @@ static void *worker_main(void *raw)
     uint64_t seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        if (!p->stopping && p->generation == seen) {
+            pthread_mutex_unlock(&p->mu);
+            spin_while_same(p, seen);
+            pthread_mutex_lock(&p->mu);
+        }
         while (!p->stopping && p->generation == seen)
             pthread_cond_wait(&p->work_cv, &p->mu);
         if (p->stopping)
@@ -134,6 +172,7 @@ void elo_pool_free(elo_pool *p)
         return;
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
+    atomic_store(&p->stop_flag, 1);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->thread_count; i++)
@@ -167,11 +206,18 @@ void elo_pool_run(elo_pool *p, elo_pool_fn fn, void *arg, int task_count)
     atomic_store(&p->next_task, 0);
     atomic_store(&p->done_tasks, 0);
     p->generation++;
+    atomic_store_explicit(&p->published, p->generation, memory_order_release);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
 
     run_tasks(p, 0);
 
+    double t0 = elo_time_sec();
+    for (int i = 1; atomic_load(&p->done_tasks) < task_count; i++) {
+        cpu_relax();
+        if ((i & 63) == 0 && elo_time_sec() - t0 > POOL_SPIN_SEC)
+            break;
+    }
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->done_tasks) < task_count)
         pthread_cond_wait(&p->done_cv, &p->mu);

@@ -83,6 +83,29 @@ static void check_gemm(elo_backend *be, int ta, int tb, int m, int n, int k)
     free(a); free(b); free(c); free(ref);
 }
 
+/* A strided batch (whole GEMMs per pool task), beta = 1 accumulating. */
+static void check_batched(elo_backend *be)
+{
+    enum { B = 5, M = 96, N = 80, K = 112 };
+    float *a = malloc(sizeof(float) * B * M * K), *b = malloc(sizeof(float) * B * K * N);
+    float *c = malloc(sizeof(float) * B * M * N);
+    double *ref = malloc(sizeof(double) * M * N);
+    for (int i = 0; i < B * M * K; i++) a[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < B * K * N; i++) b[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < B * M * N; i++) c[i] = 1.0f;
+    elo_gemm g = {.m = M, .n = N, .k = K, .alpha = 1, .beta = 1, .a = a, .lda = K, .b = b,
+                  .ldb = N, .c = c, .ldc = N, .batch = B, .stride_a = M * K,
+                  .stride_b = K * N, .stride_c = M * N, .in_type = ELO_DTYPE_F32,
+                  .out_type = ELO_DTYPE_F32};
+    assert_int_equal(elo_backend_gemm(be, &g), ELO_OK);
+    for (int i = 0; i < B; i++) {
+        naive_gemm(0, 0, M, N, K, a + i * M * K, K, b + i * K * N, N, ref);
+        for (int j = 0; j < M * N; j++)
+            assert_true(fabs(c[i * M * N + j] - (ref[j] + 1.0)) < 1e-4 * (1 + fabs(ref[j])));
+    }
+    free(a); free(b); free(c); free(ref);
+}
+
 static void test_cpu_gemm(void **state)
 {
     (void)state;
@@ -90,8 +113,14 @@ static void test_cpu_gemm(void **state)
     assert_string_equal(be->iface->name(be), "cpu");
     srand(7);
     for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++)
+        for (int tb = 0; tb < 2; tb++) {
             check_gemm(be, ta, tb, 17, 23, 31);
+            /* Large enough to be split over the pool: by rows of C, and by
+             * columns when there are too few rows to share. */
+            check_gemm(be, ta, tb, 301, 70, 128);
+            check_gemm(be, ta, tb, 20, 701, 200);
+        }
+    check_batched(be);
     elo_gemm g = {.m = 1, .n = 1, .k = 1, .in_type = ELO_DTYPE_F16, .out_type = ELO_DTYPE_F32};
     assert_int_equal(elo_backend_gemm(be, &g), ELO_UNSUPPORTED);
 }
