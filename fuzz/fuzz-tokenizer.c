@@ -1,5 +1,5 @@
 /* fuzz-tokenizer.c - libFuzzer harness for the WordPiece tokenizer: the
- * first byte picks options and a token cap, the rest is the text (any
+ * first byte picks options (two bits) and a token cap (six), the rest is the text (any
  * bytes: invalid UTF-8 must be an error, never a crash). Also feeds the
  * bytes to the vocab.txt and tokenizer.json readers. */
 #include "elohim/core.h"
@@ -13,7 +13,7 @@ static const char VOCAB[] =
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static elo_tokenizer *tok[2];
+    static elo_tokenizer *tok[4];
     if (!tok[0]) {
         elo_tokenizer_options o;
         elo_tokenizer_options_default(&o);
@@ -21,11 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         elo_tokenizer_from_vocab("v", VOCAB, sizeof VOCAB - 1, &o, &tok[0]);
         o.lowercase = o.strip_accents = o.handle_cjk = o.clean_text = 0;
         elo_tokenizer_from_vocab("v", VOCAB, sizeof VOCAB - 1, &o, &tok[1]);
+        o.lowercase_input = 1;  /* sentence-transformers' do_lower_case */
+        elo_tokenizer_from_vocab("v", VOCAB, sizeof VOCAB - 1, &o, &tok[2]);
+        elo_tokenizer_options_default(&o);
+        o.lowercase_input = 1;
+        elo_tokenizer_from_vocab("v", VOCAB, sizeof VOCAB - 1, &o, &tok[3]);
     }
     if (size == 0)
         return 0;
     int cap = 2 + data[0] % 64;
-    const elo_tokenizer *t = tok[data[0] >> 7];
+    const elo_tokenizer *t = tok[data[0] >> 6];
     int32_t ids[66];
     int n = elo_tokenizer_encode(t, (const char *)data + 1, size - 1, ids, cap);
     if (n >= 0) {

@@ -30,6 +30,9 @@ typedef struct {
     int handle_cjk;           /* every CJK ideograph is its own word */
     int clean_text;           /* drop control chars, whitespace -> ' ' */
     int max_chars_per_word;   /* longer words become [UNK] (default 100) */
+    int lowercase_input;      /* Python's str.lower() of the whole text first,
+                                 before special tokens are matched (the
+                                 do_lower_case of sentence_bert_config.json) */
 } elo_tokenizer_options;
 
 void elo_tokenizer_options_default(elo_tokenizer_options *o);
@@ -51,6 +54,9 @@ int elo_tokenizer_from_json(const char *name, const char *text, size_t len,
  * tokenize_chinese_chars). */
 int elo_tokenizer_open_dir(const char *dir, elo_tokenizer **out);
 void elo_tokenizer_free(elo_tokenizer *t);
+/* Turns lowercase_input on or off (the model loader sets it from
+ * sentence_bert_config.json). */
+void elo_tokenizer_set_lowercase_input(elo_tokenizer *t, int on);
 
 /* Tokenizes `len` bytes of UTF-8 into [CLS] tokens... [SEP], keeping at
  * most `max_tokens` ids in all (>= 2; longer texts are truncated the way
@@ -81,6 +87,7 @@ typedef struct {
     int max_positions, type_vocab;
     float layer_norm_eps;
     int max_seq_length;     /* sentence_bert_config (capped by max_positions) */
+    int lowercase_input;    /* sentence_bert_config do_lower_case */
     elo_pooling pooling;
     int normalize;          /* modules.json lists Normalize / 2_Normalize exists */
     elo_dtype weight_type;  /* dtype of the dense weights in the file */

@@ -383,6 +383,10 @@ static int read_configs(elo_embed_model *m, const char *dir)
         }
         rc = get_int(path, o, "max_seq_length", 2, 1 << 20, m->info.max_seq_length, 0,
                      &m->info.max_seq_length);
+        json_t *lower = json_object_get(o, "do_lower_case");
+        if (rc == ELO_OK && lower && !json_is_boolean(lower))
+            rc = elo_seterr(ELO_CORRUPT, "%s: do_lower_case must be true or false", path);
+        m->info.lowercase_input = json_is_true(lower);
         json_decref(o);
         if (rc < 0)
             return rc;
@@ -449,6 +453,7 @@ int elo_embed_model_open(const char *dir, elo_embed_model **out)
         goto fail;
     if ((rc = elo_tokenizer_open_dir(dir, &m->tok)) < 0)
         goto fail;
+    elo_tokenizer_set_lowercase_input(m->tok, m->info.lowercase_input);
     if (elo_tokenizer_vocab_size(m->tok) > m->info.vocab_size) {
         rc = elo_seterr(ELO_CORRUPT, "%s: the tokenizer has %d tokens but config.json says "
                         "vocab_size %d", dir, elo_tokenizer_vocab_size(m->tok),

@@ -56,7 +56,10 @@ void elo_tokenizer_options_default(elo_tokenizer_options *o)
     o->handle_cjk = 1;
     o->clean_text = 1;
     o->max_chars_per_word = 100;
+    o->lowercase_input = 0;
 }
+
+void elo_tokenizer_set_lowercase_input(elo_tokenizer *t, int on) { t->o.lowercase_input = on; }
 
 void elo_tokenizer_free(elo_tokenizer *t)
 {
@@ -692,6 +695,94 @@ static void feed(enc_state *s, int32_t c)
         flush_word(s);
 }
 
+/* ---- lowercasing the input (sentence-transformers' do_lower_case) --------
+ * Python's str.lower(): the full lowercase mapping, whose only
+ * multi-character case is U+0130 (i + combining dot), and Final_Sigma: a
+ * capital sigma preceded by a cased letter and not followed by one
+ * (case-ignorable characters skipped both ways) becomes final sigma. */
+
+static int is_cased(int32_t c)
+{
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL ||
+           k == UTF8PROC_CATEGORY_LT || c == 0xaa || c == 0xba ||
+           (k == UTF8PROC_CATEGORY_LM && utf8proc_toupper(c) != c);
+}
+
+static int is_case_ignorable(int32_t c)
+{
+    switch (c) {
+    case 0x27: case 0x2e: case 0x3a: case 0x5e: case 0x60: case 0xa8: case 0xad: case 0xaf:
+    case 0xb4: case 0xb7: case 0xb8: case 0x2018: case 0x2019: case 0x2024: case 0x2027:
+    case 0xfe13: case 0xfe52: case 0xfe55: case 0xff07: case 0xff0e: case 0xff1a:
+        return 1;
+    default:
+        break;
+    }
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_ME ||
+           k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_LM ||
+           k == UTF8PROC_CATEGORY_SK;
+}
+
+/* Is a cased letter next, after case-ignorable characters? The look-ahead
+ * is capped so that work stays linear in the input. */
+#define SIGMA_LOOKAHEAD 256
+static int cased_follows(const uint8_t *u, size_t len, size_t i)
+{
+    for (int n = 0; i < len && n < SIGMA_LOOKAHEAD; n++) {
+        int32_t c;
+        i += (size_t)utf8_next(u + i, len - i, &c);
+        if (!is_case_ignorable(c))
+            return is_cased(c);
+    }
+    return 0;
+}
+
+/* The lowercase of `c`, the character before `next` (input offset); two
+ * characters for U+0130. `prev_cased` tracks the Final_Sigma context. */
+static int lower_char(int32_t c, const uint8_t *u, size_t len, size_t next, int prev_cased,
+                      int32_t out[2])
+{
+    if (c == 0x130) {
+        out[0] = 'i';
+        out[1] = 0x307;
+        return 2;
+    }
+    if (c == 0x3a3 && prev_cased && !cased_follows(u, len, next))
+        out[0] = 0x3c2;
+    else
+        out[0] = c < 0x80 ? (c >= 'A' && c <= 'Z' ? c + 32 : c) : utf8proc_tolower(c);
+    return 1;
+}
+
+/* The special token that the lowercased input at `i` starts with (-1 when
+ * none) and the input bytes it covers. */
+static int match_special_lower(const elo_tokenizer *t, const uint8_t *u, size_t len, size_t i,
+                               size_t *used)
+{
+    for (int k = 0; k < t->special_count; k++) {
+        const uint8_t *sp = (const uint8_t *)t->specials[k].text;
+        size_t sl = t->specials[k].len, a = 0, b = i;
+        while (a < sl && b < len) {
+            int32_t sc, ic;
+            int na = utf8_next(sp + a, sl - a, &sc), nb = utf8_next(u + b, len - b, &ic);
+            if (!na || ic == 0x130 || ic == 0x3a3)
+                break; /* a two-character or context-dependent lowercase */
+            int32_t lc = ic < 0x80 ? (ic >= 'A' && ic <= 'Z' ? ic + 32 : ic) : utf8proc_tolower(ic);
+            if (lc != sc)
+                break;
+            a += (size_t)na;
+            b += (size_t)nb;
+        }
+        if (a == sl) {
+            *used = b - i;
+            return k;
+        }
+    }
+    return -1;
+}
+
 static int match_special(const elo_tokenizer *t, const char *text, size_t avail)
 {
     for (int i = 0; i < t->special_count; i++)
@@ -724,7 +815,31 @@ int elo_tokenizer_encode(const elo_tokenizer *t, const char *text, size_t len,
     s->cap = max_tokens - 2;
     s->word_bytes = 0;
     s->word_chars = 0;
-    for (size_t i = 0; i < len && s->count < s->cap;) {
+    int prev_cased = 0;
+    for (size_t i = 0; i < len && s->count < s->cap && t->o.lowercase_input;) {
+        int32_t cp, low[2];
+        size_t used;
+        int n = utf8_next(u + i, len - i, &cp);
+        int nl = lower_char(cp, u, len, i + (size_t)n, prev_cased, low);
+        char first[4];
+        utf8_put(low[0], first);
+        if (t->special_first[(uint8_t)first[0]]) {
+            int k = match_special_lower(t, u, len, i, &used);
+            if (k >= 0) {
+                flush_word(s);
+                push(s, t->specials[k].id);
+                i += used;
+                prev_cased = 0; /* special tokens hold no letter whose case matters */
+                continue;
+            }
+        }
+        if (!is_case_ignorable(cp))
+            prev_cased = is_cased(cp);
+        for (int j = 0; j < nl; j++)
+            feed(s, low[j]);
+        i += (size_t)n;
+    }
+    for (size_t i = 0; i < len && s->count < s->cap && !t->o.lowercase_input;) {
         if (t->special_first[u[i]]) {
             int k = match_special(t, text + i, len - i);
             if (k >= 0) {

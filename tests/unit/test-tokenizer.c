@@ -169,6 +169,38 @@ static void test_cased(void **state)
     elo_tokenizer_free(t);
 }
 
+/* sentence-transformers' do_lower_case: Python's str.lower() of the text
+ * before anything else, so "[CLS]" in text is no longer a special token,
+ * U+0130 becomes two characters and a word-final capital sigma becomes
+ * the final form. The tokenizer itself is cased here to isolate it. */
+static void test_lowercase_input(void **state)
+{
+    (void)state;
+    static const char V[] =
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"            /* 0-4 */
+        "hello\n[\ncl\n##s\n]\n"                           /* 5-9 */
+        "\xce\xbf\xce\xb4\xce\xbf\xcf\x82\n"             /* 10: odos, final sigma */
+        "\xce\xbf\xce\xb4\xce\xbf\xcf\x83\n"             /* 11: odos, medial sigma */
+        "\xcf\x83\n"                                       /* 12: sigma */
+        "\xcf\x83\xce\xb1\n"                               /* 13: sigma alpha */
+        "i\n##\xcc\x87\n"                                   /* 14-15: i, ##dot */
+        "[mask]\n";                                         /* 16 */
+    elo_tokenizer_options o;
+    elo_tokenizer_options_default(&o);
+    o.lowercase = o.strip_accents = 0;
+    elo_tokenizer *t = NULL;
+    assert_int_equal(elo_tokenizer_from_vocab("vocab", V, strlen(V), &o, &t), ELO_OK);
+    EXPECT(t, "HELLO [CLS]", 2, 1, 2, 3);            /* cased: unknown word, special */
+    elo_tokenizer_set_lowercase_input(t, 1);
+    EXPECT(t, "HELLO [CLS]", 2, 5, 6, 7, 8, 9, 3);
+    /* ODOS: final sigma; alone or before a letter: the medial form. */
+    EXPECT(t, "\xce\x9f\xce\x94\xce\x9f\xce\xa3", 2, 10, 3);
+    EXPECT(t, "\xce\xa3", 2, 12, 3);
+    EXPECT(t, "\xce\xa3\xce\x91", 2, 13, 3);
+    EXPECT(t, "\xc4\xb0", 2, 14, 15, 3);            /* U+0130 -> i + U+0307 */
+    elo_tokenizer_free(t);
+}
+
 static void test_invalid_utf8(void **state)
 {
     (void)state;
@@ -310,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_cjk),
         cmocka_unit_test(test_long_words_and_truncation),
         cmocka_unit_test(test_cased),
+        cmocka_unit_test(test_lowercase_input),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_bad_json),
