@@ -117,6 +117,17 @@ typedef struct {
 int elo_gpuos_boot(const elo_gpuos_config *cfg, elo_gpuos **out);
 void elo_gpuos_free(elo_gpuos *os);
 
+/* Reads an input-event script (JSON Lines; `name` for messages) into
+ * `frames` per-frame event sets, `out[0]` being the first frame run. Each
+ * non-blank line is an object {"frame": F, "mouse": [x, y], "buttons": B,
+ * "key": K}: F (0 <= F < frames, increasing line to line) is required, the
+ * rest optional. The mouse stays where a line puts it until the next one
+ * moves it; buttons (bit 0: primary pressed) and key (a code point) are
+ * events of frame F only. Unknown fields are ignored. Errors are
+ * ELO_BADINPUT with elo_errmsg() "NAME:LINE: message". */
+int elo_gpuos_parse_events(const char *name, const char *text, size_t len, uint32_t frames,
+                           elo_gpuos_input *out);
+
 /* Runs `count` megakernel frames; `inputs` holds one event set per frame
  * (NULL: none). */
 int elo_gpuos_run_frames(elo_gpuos *os, uint32_t count, const elo_gpuos_input *inputs);

@@ -113,6 +113,11 @@ compare hard     --apps "$W/hard" --frames 5 --budget 50000
 compare samples  --apps "$W/apps" --frames 30
 compare k1000    --apps "$W/k1000" --slots 1024 --frames 2
 compare random   --apps "$W/rand" --frames 40
+# input events: clicks on dock icons, a key, the mouse moving over windows
+printf '%s\n' '{"frame": 2, "mouse": [600, 780], "buttons": 1}' '{"frame": 5, "key": 65}' \
+    '{"frame": 9, "mouse": [300, 200]}' '{"frame": 12, "mouse": [680, 780], "buttons": 1}' \
+    > "$W/events.jsonl"
+compare events   --apps "$W/apps" --frames 20 --events "$W/events.jsonl"
 "$BIN" boot --apps "$W/apps" --frames 30 --device cpu --png "$W/cpu.png" >/dev/null 2>&1
 "$BIN" boot --apps "$W/apps" --frames 30 --device cuda --png "$W/cuda.png" >/dev/null 2>&1
 if cmp -s "$W/cpu.png" "$W/cuda.png"; then say "PNG bytes identical"; else say "PNG bytes DIFFER"; fail=1; fi

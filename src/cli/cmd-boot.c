@@ -155,25 +155,51 @@ static void on_interrupt(int sig)
         elo_gpuos_stop(running_os);
 }
 
+/* Reads an --events script into one input set per frame. */
+#define EVENTS_MAX_BYTES (64u << 20)
+static int read_events(const char *path, uint32_t frames, elo_gpuos_input **out)
+{
+    char *text;
+    size_t len;
+    int rc = elo_read_file(path, EVENTS_MAX_BYTES, &text, &len);
+    if (rc < 0)
+        return rc;
+    elo_gpuos_input *in = elo_calloc(frames, sizeof *in);
+    if (!in) {
+        elo_free(text);
+        return elo_seterr(ELO_NOMEM, "out of memory for %u frames of events", frames);
+    }
+    rc = elo_gpuos_parse_events(path, text, len, frames, in);
+    elo_free(text);
+    if (rc < 0) {
+        elo_free(in);
+        return rc;
+    }
+    *out = in;
+    return ELO_OK;
+}
+
 int cmd_boot(int argc, char **argv)
 {
-    const char *apps_dir = NULL, *png = NULL;
+    const char *apps_dir = NULL, *png = NULL, *events = NULL;
     char home_apps[4096];
     uint32_t slots = 64, frames = 0, load_max = 0, budget = 100000;
     elo_device_kind kind = ELO_DEVICE_AUTO;
-    int json = 0;
+    int json = 0, rc;
     static const struct option opts[] = {
         {"apps", required_argument, NULL, 'a'},   {"slots", required_argument, NULL, 's'},
         {"frames", required_argument, NULL, 'f'}, {"png", required_argument, NULL, 'p'},
         {"device", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
         {"load", required_argument, NULL, 'l'},   {"budget", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
+        {"events", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "a:s:f:p:d:jl:b:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "a:s:f:p:d:jl:b:e:h", opts, NULL)) != -1) {
         switch (c) {
         case 'a': apps_dir = optarg; break;
         case 'p': png = optarg; break;
+        case 'e': events = optarg; break;
         case 'j': json = 1; break;
         case 's':
             if (parse_u32("boot", "--slots", optarg, 4, 4096, &slots)) return CLI_USAGE;
@@ -194,10 +220,13 @@ int cmd_boot(int argc, char **argv)
             break;
         case 'h':
             printf("usage: elohim boot [--apps DIR] [--slots N] [--frames N] [--png FILE]\n"
-                   "                   [--load N] [--budget N] [--device auto|cpu|cuda] [--json]\n"
+                   "                   [--events FILE] [--load N] [--budget N]\n"
+                   "                   [--device auto|cpu|cuda] [--json]\n"
                    "Boots the GPU-native runtime: system apps in slots 0-3, then every .gpuapp\n"
                    "under DIR (default ~/apps), runs N frames after boot, writes the last\n"
-                   "frame as PNG.\n");
+                   "frame as PNG. --events replays input: JSON Lines such as\n"
+                   "  {\"frame\": 3, \"mouse\": [600, 780], \"buttons\": 1, \"key\": 65}\n"
+                   "(frame counted from the first frame run; see docs/gpuos.md).\n");
             return CLI_OK;
         default:
             return CLI_USAGE;
@@ -205,6 +234,11 @@ int cmd_boot(int argc, char **argv)
     }
     if (optind < argc)
         return cli_fail(CLI_USAGE, "boot", "unexpected argument '%s'", argv[optind]);
+    if (events && !frames)
+        return cli_fail(CLI_USAGE, "boot", "--events needs --frames N (N > 0)");
+    elo_gpuos_input *inputs = NULL;
+    if (events && (rc = read_events(events, frames, &inputs)) < 0)
+        return cli_status_fail("boot", rc);
     if (!apps_dir) {
         const char *home = getenv("HOME");
         snprintf(home_apps, sizeof home_apps, "%s/apps", home && *home ? home : ".");
@@ -212,23 +246,29 @@ int cmd_boot(int argc, char **argv)
     }
     uint64_t t_ctx = elo_time_ns();
     elo_backend *b = boot_backend("boot", kind);
-    if (!b)
+    if (!b) {
+        elo_free(inputs);
         return CLI_USAGE;
+    }
     context_us = (double)(elo_time_ns() - t_ctx) / 1000.0;
     const char *dirs[1] = {apps_dir};
     elo_gpuos_config cfg = {.app_dirs = dirs, .app_dir_count = 1, .slots = slots,
                             .load_max = load_max, .budget = budget, .backend = b};
     elo_gpuos *os;
-    int rc = elo_gpuos_boot(&cfg, &os);
-    if (rc < 0)
+    rc = elo_gpuos_boot(&cfg, &os);
+    if (rc < 0) {
+        elo_free(inputs);
         return cli_status_fail("boot", rc);
+    }
     if (frames) {
         running_os = os;
         struct sigaction sa, old_sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_interrupt;
         sigaction(SIGINT, &sa, &old_sa);
-        rc = elo_gpuos_run_frames(os, frames, NULL);
+        rc = elo_gpuos_run_frames(os, frames, inputs);
+        elo_free(inputs);
+        inputs = NULL;
         sigaction(SIGINT, &old_sa, NULL);
         running_os = NULL;
         if (rc < 0) {

@@ -119,6 +119,21 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 assert a["frame_hash"] == b["frame_hash"]
 PY
 
+# --events: a click on a dock icon focuses that app; bad scripts are
+# errors naming the line
+printf '{"frame": 1, "mouse": [600, 780], "buttons": 1}\n\n{"frame": 2, "key": 65}\n' > "$TMP/click.jsonl"
+expect_exit 0 "$BIN" boot --apps "$TMP/apps" --frames 3 --json --device cpu
+check "$TMP/out" 'd["focused_slot"]==7'
+expect_exit 0 "$BIN" boot --apps "$TMP/apps" --frames 3 --json --device cpu --events "$TMP/click.jsonl"
+check "$TMP/out" 'd["focused_slot"]==5 and d["frames"]==4'
+printf '{"frame": 0}\n{"frame": "one"}\n' > "$TMP/bad-events.jsonl"
+expect_exit 2 "$BIN" boot --apps "$TMP/apps" --frames 3 --events "$TMP/bad-events.jsonl"
+grep -q 'bad-events.jsonl:2: "frame" must be an integer' "$TMP/err" && ok || bad "events error names the line"
+printf '{"frame": 0' > "$TMP/cut-events.jsonl"
+expect_exit 2 "$BIN" boot --apps "$TMP/apps" --frames 3 --events "$TMP/cut-events.jsonl"
+expect_exit 2 "$BIN" boot --apps "$TMP/apps" --events "$TMP/click.jsonl"
+expect_exit 1 "$BIN" boot --apps "$TMP/apps" --frames 3 --events "$TMP/no-such-file.jsonl"
+
 # usage errors and devices
 expect_exit 2 "$BIN" boot --slots 2
 expect_exit 2 "$BIN" boot --frames lots

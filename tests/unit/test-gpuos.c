@@ -587,6 +587,55 @@ static void test_frames_are_pure(void **state)
     remove_dir(dir);
 }
 
+/* --events scripts: per-frame events, the mouse resting between lines,
+ * and every kind of bad line named by its line number. */
+static void test_events(void **state)
+{
+    (void)state;
+    elo_gpuos_input in[6];
+    const char *ok = "{\"frame\": 1, \"mouse\": [600, 780], \"buttons\": 1}\r\n\n  \n"
+                     "{\"frame\": 3, \"key\": 65, \"unknown\": {\"x\": 1}}\n"
+                     "{\"frame\": 4, \"mouse\": [-5.5, 1e3]}";
+    assert_int_equal(elo_gpuos_parse_events("e", ok, strlen(ok), 6, in), ELO_OK);
+    assert_true(in[0].mouse_x == 0 && in[0].mouse_y == 0 && in[0].buttons == 0);
+    assert_true(in[1].mouse_x == 600 && in[1].mouse_y == 780 && in[1].buttons == 1);
+    assert_true(in[2].mouse_x == 600 && in[2].buttons == 0 && in[2].key == 0);
+    assert_true(in[3].mouse_y == 780 && in[3].key == 65);
+    assert_true(in[4].mouse_x == -5.5f && in[4].mouse_y == 1000 && in[4].key == 0);
+    assert_true(in[5].mouse_x == -5.5f && in[5].mouse_y == 1000);
+    assert_int_equal(elo_gpuos_parse_events("e", "", 0, 0, in), ELO_OK);
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"{\"frame\": 6}", "e:1: \"frame\" 6 is outside 0..5"},
+        {"{\"frame\": 2}\n{\"frame\": 2}", "e:2: frame 2 is not after"},
+        {"{\"frame\": 1.5}", "e:1: \"frame\" must be an integer"},
+        {"{\"key\": 1}", "e:1: \"frame\" is missing"},
+        {"[1, 2]", "e:1: each line must be a JSON object"},
+        {"{\"frame\": 0, \"mouse\": [1, \"2\"]}", "e:1: \"mouse\" must be [x, y]"},
+        {"{\"frame\": 0, \"mouse\": [1, 2, 3]}", "e:1: \"mouse\" must be [x, y]"},
+        {"{\"frame\": 0, \"mouse\": [1e300, 2]}", "e:1: \"mouse\" coordinates"},
+        {"{\"frame\": 0, \"buttons\": 256}", "e:1: \"buttons\" 256 is outside"},
+        {"{\"frame\": 0, \"key\": -1}", "e:1: \"key\" -1 is outside"},
+        {"{\"frame\": 0, \"frame\": 1}", "e:1: not JSON"},
+        {"\n\n{\"frame\": 0", "e:3: not JSON"},                 /* truncated */
+        {"{\"frame\": 0} {\"frame\": 1}", "e:1: not JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = elo_gpuos_parse_events("e", bad[i].text, strlen(bad[i].text), 6, in);
+        if (rc != ELO_BADINPUT || !strstr(elo_errmsg(), bad[i].msg))
+            fail_msg("'%s': rc %d, '%s'", bad[i].text, rc, elo_errmsg());
+    }
+    /* an oversized line; events with no frames to run */
+    char *big = malloc(5000);
+    memset(big, ' ', 5000);
+    memcpy(big, "{\"frame\": 0}", 12);
+    assert_int_equal(elo_gpuos_parse_events("e", big, 5000, 6, in), ELO_BADINPUT);
+    assert_non_null(strstr(elo_errmsg(), "longer than 4096"));
+    free(big);
+    assert_int_equal(elo_gpuos_parse_events("e", "{\"frame\": 0}", 12, 0, in), ELO_BADINPUT);
+}
+
 /* The CUDA raster's algorithm, run here in C: per 16x16 tile, the draws in
  * chunks of 256, compacted in order; each pixel starts at the last opaque
  * draw of the chunk that covers the whole tile. It must give the CPU
@@ -720,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_boot_more_apps_than_slots),
         cmocka_unit_test(test_boot_endless_loop_and_oob),
         cmocka_unit_test(test_frames_are_pure),
+        cmocka_unit_test(test_events),
         cmocka_unit_test(test_gpu_raster_algorithm),
         cmocka_unit_test(test_ring_wraps),
         cmocka_unit_test(test_png),
