@@ -5,7 +5,8 @@
  * The server keeps all of its state in a data directory: `elohim.db`
  * (SQLite, WAL mode; tables users, sessions, permissions, settings,
  * audit_log), `audit.key` (the 0600 key of the audit MAC chain),
- * `audit.head` (entry count and last MAC of the chain) and `settings.json`
+ * `audit.head` (entry count and last MAC of the chain; `audit.head.pending`
+ * while an append is under way) and `settings.json`
  * (the setup wizard's device preferences). See docs/server.md. */
 #ifndef ELOHIM_SERVER_H
 #define ELOHIM_SERVER_H

@@ -82,6 +82,7 @@ int elo_server_open(const elo_server_config *cfg, elo_server **out)
     snprintf(s->db_path, sizeof s->db_path, "%s/elohim.db", cfg->data_dir);
     snprintf(s->key_path, sizeof s->key_path, "%s/audit.key", cfg->data_dir);
     snprintf(s->head_path, sizeof s->head_path, "%s/audit.head", cfg->data_dir);
+    snprintf(s->pending_path, sizeof s->pending_path, "%s/audit.head.pending", cfg->data_dir);
     snprintf(s->settings_path, sizeof s->settings_path, "%s/settings.json", cfg->data_dir);
     if ((rc = elo__db_open(s)) < 0)
         goto fail;
