@@ -62,6 +62,10 @@ typedef struct {
 double elo__rl_wait(elo_ratelimit *rl, const char *key, int free_failures, double now);
 void elo__rl_fail(elo_ratelimit *rl, const char *key, double now);
 void elo__rl_reset(elo_ratelimit *rl, const char *key);
+/* The back-off key of a client address: "i:<IPv4>", or "i:<prefix>/64" for
+ * IPv6, since one host usually holds a whole /64 and could otherwise pick
+ * a fresh address per attempt. */
+void elo__rl_ip_key(const char *ip, char *out, size_t out_len);
 
 /* ---- the server object -------------------------------------------------- */
 
