@@ -2,7 +2,8 @@
  * untrusted request input, without sockets: JSON bodies through the parser
  * and typed field getters every route uses, the router (path matching,
  * method checks, auth checks, the setup steps' body and token checks) on a
- * real server object, static path resolution, and metric label escaping.
+ * real server object, static path resolution, --listen parsing, and metric
+ * label escaping.
  *
  * Input: byte 0 picks the mode; the rest is "PATH\nBODY" for the router or
  * the raw body/path otherwise. Login is not driven (it runs Argon2id, 64 MiB
@@ -10,6 +11,7 @@
  * through the same elo__body_* helpers exercised here. */
 #include "server/server-impl.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +75,19 @@ static void fields(const char *data, size_t len)
     json_decref(o);
 }
 
+/* An accepted ADDR:PORT leaves a bindable address and a port in range. */
+static void listen_text(const char *text)
+{
+    elo_server_config c;
+    memset(&c, 0, sizeof c);
+    if (elo_server_config_listen(&c, text) != ELO_OK)
+        return;
+    unsigned char addr[16];
+    if (c.port < 0 || c.port > 65535 || (inet_pton(AF_INET, c.listen_addr, addr) != 1 &&
+                                         inet_pton(AF_INET6, c.listen_addr, addr) != 1))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 65536)
@@ -113,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (mode == 4) {
         char out[4096];
         (void)elo__static_resolve(srv->web_real, text, out, sizeof out);
+        listen_text(text);
     } else {
         elo_metrics_count("elohim_sql_queries_total", text, 1);
         char *m = elo_metrics_render(NULL);

@@ -5,7 +5,8 @@
  * The server keeps all of its state in a data directory: `elohim.db`
  * (SQLite, WAL mode; tables users, sessions, permissions, settings,
  * audit_log), `audit.key` (the 0600 key of the audit MAC chain),
- * `audit.head` (entry count and last MAC of the chain) and `settings.json`
+ * `audit.head` (entry count and last MAC of the chain; `audit.head.pending`
+ * while an append is under way) and `settings.json`
  * (the setup wizard's device preferences). See docs/server.md. */
 #ifndef ELOHIM_SERVER_H
 #define ELOHIM_SERVER_H
@@ -21,7 +22,7 @@ extern "C" {
 
 typedef struct {
     char data_dir[1024];          /* state folder (created 0700 if missing) */
-    char listen_addr[64];         /* IPv4 address to bind, "127.0.0.1" */
+    char listen_addr[64];         /* address to bind, no brackets: "127.0.0.1", "::1" */
     int port;                     /* 0: any free port (see elo_server_port) */
     char web_root[1024];          /* static UI folder; "" = none found */
     size_t max_body_bytes;        /* larger request bodies get 413 */
@@ -38,8 +39,12 @@ typedef struct {
  * 10 s shutdown wait, 12 h sessions, web root from $ELOHIM_WEB, ./web or
  * <binary>/../web. */
 void elo_server_config_defaults(elo_server_config *c);
-/* Applies "ADDR:PORT" (port 0-65535). ELO_BADINPUT with a message if bad. */
+/* Applies "ADDR:PORT" (port 0-65535): an IPv4 address or "localhost", or
+ * an IPv6 address in brackets ("[::1]:8420", "[::]:8420"). ELO_BADINPUT
+ * with a message, leaving `c` unchanged, if malformed. */
 int elo_server_config_listen(elo_server_config *c, const char *addr_port);
+/* "ADDR:PORT" for messages and URLs, brackets around an IPv6 address. */
+void elo_server_listen_format(const char *addr, int port, char *out, size_t out_len);
 /* Applies a JSON config file (keys: data, listen, web_root, max_body_bytes,
  * max_connections, per_ip_connections, request_timeout_s, threads,
  * shutdown_timeout_s, session_ttl_s). Unknown keys are ignored with a

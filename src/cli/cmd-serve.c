@@ -18,7 +18,8 @@ static void serve_usage(FILE *out)
     fprintf(out,
             "usage: elohim serve [--data DIR] [--listen ADDR:PORT] [--config FILE] [--web DIR]\n"
             "  --data DIR          state folder (default ./elohim-data or $ELOHIM_DATA)\n"
-            "  --listen ADDR:PORT  IPv4 address and port (default 127.0.0.1:8420; port 0: any)\n"
+            "  --listen ADDR:PORT  address and port: 127.0.0.1:8420 (default), 0.0.0.0:8420,\n"
+            "                      [::1]:8420, [::]:8420 (IPv6 and IPv4); port 0: any free\n"
             "  --config FILE       JSON settings: limits, timeouts, threads (docs/server.md)\n"
             "  --web DIR           static UI folder (default ./web or next to the binary)\n"
             "Prints 'setup token: <token>' while first-run setup is pending, then the URL.\n"
@@ -87,8 +88,9 @@ int cmd_serve(int argc, char **argv)
         printf("setup token: %s\n", token);
         elo_info("serve: setup required; setup token: %s", token);
     }
-    printf("elohim serve: listening on http://%s:%d/ (data: %s)\n", cfg.listen_addr,
-           elo_server_port(srv), cfg.data_dir);
+    char where[96];
+    elo_server_listen_format(cfg.listen_addr, elo_server_port(srv), where, sizeof where);
+    printf("elohim serve: listening on http://%s/ (data: %s)\n", where, cfg.data_dir);
     fflush(stdout);
 
     int sig = 0;

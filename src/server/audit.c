@@ -10,11 +10,39 @@
  * deleted newest row disagrees with the head, and a chain recomputed
  * without the key matches nothing.
  *
- * DESIGN: s->audit_lock serializes appends (row insert, then head write);
- * the database lock is taken inside it, never the other way round. A crash
- * between the insert and the head write leaves the head one entry behind:
- * verification reports it (as it must: it cannot tell that from a
- * deletion). */
+ * DESIGN: s->audit_lock serializes appends; the database lock is taken
+ * inside it, never the other way round. An append writes ahead of the
+ * head, so that a crash never leaves the head behind the log:
+ *   1. write the next head (count + 1, the new MAC) to audit.head.pending
+ *      (temp file, fsync, rename, fsync of the directory);
+ *   2. commit the row (synchronous=FULL for it: durable once committed);
+ *   3. rename audit.head.pending over audit.head, fsync the directory.
+ * At start (and in `elohim audit verify`, which only reports) a pending
+ * head must authenticate and be exactly one entry ahead of audit.head;
+ * if the log ends at the pending head, the row committed and the pending
+ * head is promoted; if the log ends at audit.head, the row did not commit
+ * and the pending head is discarded; anything else is reported, as a log
+ * that does not end at audit.head is when there is no pending head.
+ * Crash points:
+ *   - before 1 (or inside it: only a stray temp file): no pending head, the
+ *     log ends at the head;
+ *   - between 1 and 2: the log ends at the head: discarded;
+ *   - between 2 and 3 (or a rename the directory fsync did not make
+ *     durable): the log ends at the pending head: promoted;
+ *   - after 3: no pending head, the log ends at the head.
+ * Tamper evidence is unchanged: a log is accepted only when it ends
+ * exactly at a head that authenticates under the key, whichever of the
+ * two files holds it; an attacker without the key can forge neither, and
+ * an edited, deleted or reordered row fails as before. A pending head
+ * more than one entry ahead, or one that the log matches neither way, is
+ * reported. What the design cannot do, with or without a pending file, is
+ * tell a replayed old head from a current one (an attacker who kept an
+ * old audit.head can truncate the log to it), nor protect the one entry a
+ * crash left between steps 2 and 3 until the next start promotes its head:
+ * deleting that row and the pending file looks like a crash before step 2.
+ * If step 3's rename fails, the row stays in and the next append first
+ * retries it (s->audit_head_behind), so a pending head is always one ahead
+ * of audit.head when it is written. */
 #include "server-impl.h"
 
 #include <errno.h>
@@ -153,20 +181,21 @@ static int read_head(const char *path, const unsigned char key[32], int64_t *cou
     return ELO_OK;
 }
 
-/* Walks the whole log. On a bad entry returns ELO_CORRUPT with *bad_id. */
-static int verify_rows(sqlite3 *db, const unsigned char key[32], int64_t head_count,
-                       const unsigned char head_last[ELO_MAC_BYTES], int64_t *entries,
-                       int64_t *bad_id)
+/* Walks the whole log, checking the id sequence and every MAC. Returns
+ * the entry count in *entries and the newest MAC in `last` (zeros for an
+ * empty log). On a bad entry returns ELO_CORRUPT with *bad_id. */
+static int walk_rows(sqlite3 *db, const unsigned char key[32], int64_t *entries,
+                     unsigned char last[ELO_MAC_BYTES], int64_t *bad_id)
 {
     *entries = 0;
     *bad_id = 0;
+    memset(last, 0, ELO_MAC_BYTES);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT id, ts, actor, actor_name, action, target, details, mac"
                            " FROM audit_log ORDER BY id",
                            -1, &st, NULL))
         return elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(db));
-    unsigned char prev[ELO_MAC_BYTES] = {0};
     int64_t expect = 1;
     int rc = ELO_OK;
     int step;
@@ -186,7 +215,7 @@ static int verify_rows(sqlite3 *db, const unsigned char key[32], int64_t head_co
             break;
         }
         unsigned char want[ELO_MAC_BYTES], got[ELO_MAC_BYTES];
-        entry_mac(key, prev, id, f[1], f[2], f[3], f[4], f[5], f[6], want);
+        entry_mac(key, last, id, f[1], f[2], f[3], f[4], f[5], f[6], want);
         if (!machex || elo__unhex(machex, got, ELO_MAC_BYTES) < 0 ||
             sodium_memcmp(got, want, ELO_MAC_BYTES) != 0) {
             *bad_id = id;
@@ -196,28 +225,92 @@ static int verify_rows(sqlite3 *db, const unsigned char key[32], int64_t head_co
                             (long long)id);
             break;
         }
-        memcpy(prev, want, ELO_MAC_BYTES);
+        memcpy(last, want, ELO_MAC_BYTES);
         expect++;
         (*entries)++;
     }
     if (rc == ELO_OK && step != SQLITE_DONE)
         rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    if (rc < 0)
-        return rc;
-    if (*entries != head_count) {
-        *bad_id = *entries < head_count ? *entries + 1 : head_count + 1;
+    return rc;
+}
+
+/* Whether a walked log (entries, last) ends where a head (count, head_last)
+ * says. ELO_OK, or ELO_CORRUPT with *bad_id and a message. */
+static int match_head(int64_t entries, const unsigned char last[ELO_MAC_BYTES], int64_t count,
+                      const unsigned char head_last[ELO_MAC_BYTES], int64_t *bad_id)
+{
+    if (entries != count) {
+        *bad_id = entries < count ? entries + 1 : count + 1;
         return elo_seterr(ELO_CORRUPT,
                           "audit log has %lld entries but the chain head records %lld "
                           "(first bad entry %lld)",
-                          (long long)*entries, (long long)head_count, (long long)*bad_id);
+                          (long long)entries, (long long)count, (long long)*bad_id);
     }
-    if (sodium_memcmp(prev, head_last, ELO_MAC_BYTES) != 0) {
-        *bad_id = *entries;
+    if (sodium_memcmp(last, head_last, ELO_MAC_BYTES) != 0) {
+        *bad_id = entries;
         return elo_seterr(ELO_CORRUPT, "audit entry %lld: does not match the chain head",
-                          (long long)*entries);
+                          (long long)entries);
     }
     return ELO_OK;
+}
+
+/* How the log stands against the head files (see DESIGN). */
+typedef enum {
+    CHAIN_AT_HEAD,          /* no pending head; the log ends at audit.head */
+    CHAIN_PENDING_COMMITTED,  /* the interrupted append's row is in: promote */
+    CHAIN_PENDING_UNCOMMITTED /* its row never committed: discard the pending head */
+} chain_state;
+
+/* Checks the whole log against audit.head and, when there is one, the
+ * pending head. On success fills *state and the log's end (*entries,
+ * `last`); a pending head is accepted only when it authenticates, is
+ * exactly one entry ahead of the head, and the log ends at one of the two.
+ * Anything else is ELO_CORRUPT (ELO_SQL, ELO_IO on read errors) with
+ * *bad_id when an entry is to blame. Changes no file. */
+static int check_chain(sqlite3 *db, const unsigned char key[32], const char *head_path,
+                       const char *pending_path, chain_state *state, int64_t *entries,
+                       unsigned char last[ELO_MAC_BYTES], int64_t *bad_id)
+{
+    *entries = 0;
+    *bad_id = 0;
+    int64_t head_count = 0, pending_count = 0;
+    unsigned char head_last[ELO_MAC_BYTES], pending_last[ELO_MAC_BYTES];
+    int rc = read_head(head_path, key, &head_count, head_last);
+    if (rc == ELO_NOTFOUND)
+        return elo_seterr(ELO_CORRUPT, "%s is missing: the audit chain head is lost", head_path);
+    if (rc < 0)
+        return ELO_CORRUPT;
+    int pending = read_head(pending_path, key, &pending_count, pending_last);
+    if (pending < 0 && pending != ELO_NOTFOUND)
+        return ELO_CORRUPT;
+    if (pending == ELO_OK && pending_count != head_count + 1)
+        return elo_seterr(ELO_CORRUPT,
+                          "%s records %lld entries and %s %lld: a pending head is exactly one "
+                          "entry ahead",
+                          head_path, (long long)head_count, pending_path,
+                          (long long)pending_count);
+    if ((rc = walk_rows(db, key, entries, last, bad_id)) < 0)
+        return rc;
+    *state = CHAIN_AT_HEAD;
+    if (pending == ELO_OK) {
+        if (match_head(*entries, last, pending_count, pending_last, bad_id) == ELO_OK) {
+            *state = CHAIN_PENDING_COMMITTED;
+            return ELO_OK;
+        }
+        *state = CHAIN_PENDING_UNCOMMITTED;
+    }
+    /* The head's verdict is the message, as without a pending head. */
+    return match_head(*entries, last, head_count, head_last, bad_id);
+}
+
+/* Moves the pending head over audit.head: a rename within the directory,
+ * then an fsync of the directory so that it survives a crash. */
+static int promote_pending(elo_server *s)
+{
+    if (rename(s->pending_path, s->head_path) != 0)
+        return elo_seterr(ELO_IO, "%s: rename: %s", s->pending_path, strerror(errno));
+    return elo_fsync_dir_of(s->head_path);
 }
 
 int elo__audit_open(elo_server *s)
@@ -233,7 +326,7 @@ int elo__audit_open(elo_server *s)
     }
     struct stat sb;
     if (stat(s->key_path, &sb) != 0) {
-        if (rows > 0 || stat(s->head_path, &sb) == 0)
+        if (rows > 0 || stat(s->head_path, &sb) == 0 || stat(s->pending_path, &sb) == 0)
             return elo_seterr(ELO_CORRUPT,
                               "%s is missing but the audit log exists: the chain cannot be "
                               "verified or extended",
@@ -253,21 +346,93 @@ int elo__audit_open(elo_server *s)
     int rc = read_key(s->key_path, s->audit_key);
     if (rc < 0)
         return rc;
-    rc = read_head(s->head_path, s->audit_key, &s->audit_count, s->audit_last);
-    if (rc == ELO_NOTFOUND)
-        return elo_seterr(ELO_CORRUPT, "%s is missing: the audit chain head is lost",
-                          s->head_path);
-    if (rc < 0)
-        return rc;
-    int64_t entries, bad;
-    rc = verify_rows(s->db, s->audit_key, s->audit_count, s->audit_last, &entries, &bad);
+    chain_state state;
+    int64_t bad;
+    rc = check_chain(s->db, s->audit_key, s->head_path, s->pending_path, &state, &s->audit_count,
+                     s->audit_last, &bad);
     if (rc < 0) {
         char why[512];
         snprintf(why, sizeof why, "%s", elo_errmsg());
         return elo_seterr(ELO_CORRUPT, "audit log check failed: %s (run `elohim audit verify`)",
                           why);
     }
+    if (state == CHAIN_PENDING_COMMITTED) {
+        elo_warn("serve: audit entry %lld was committed when the last run stopped; its chain "
+                 "head is now in place",
+                 (long long)s->audit_count);
+        return promote_pending(s);
+    }
+    if (state == CHAIN_PENDING_UNCOMMITTED) {
+        elo_warn("serve: an audit entry was not committed when the last run stopped; its "
+                 "pending head is discarded");
+        if (unlink(s->pending_path) != 0)
+            return elo_seterr(ELO_IO, "%s: unlink: %s", s->pending_path, strerror(errno));
+        return elo_fsync_dir_of(s->pending_path);
+    }
     return ELO_OK;
+}
+
+/* Inserts one entry (actor_id, target < 0: NULL) as its own transaction,
+ * with synchronous=FULL for it alone: in WAL mode NORMAL lets a power
+ * loss take back a commit, and the head is renamed right after this. */
+static int insert_row(elo_server *s, int64_t id, const char *ts, int64_t actor_id,
+                      const char *actor_name, const char *action, int64_t target,
+                      const char *details, const unsigned char mac[ELO_MAC_BYTES])
+{
+    char machex[2 * ELO_MAC_BYTES + 1];
+    elo__hex(mac, ELO_MAC_BYTES, machex);
+    int rc = ELO_OK;
+    pthread_mutex_lock(&s->db_lock);
+    sqlite3_stmt *st;
+    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO audit_log(id, ts, actor, actor_name, action, target,"
+                           " details, mac) VALUES(?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+    } else {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
+        if (actor_id >= 0)
+            sqlite3_bind_int64(st, 3, actor_id);
+        else
+            sqlite3_bind_null(st, 3);
+        sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
+        if (target >= 0)
+            sqlite3_bind_int64(st, 6, target);
+        else
+            sqlite3_bind_null(st, 6);
+        sqlite3_bind_text(st, 7, details, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+    }
+    /* db.c's setting for everything else. */
+    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->db_lock);
+    return rc;
+}
+
+/* The last append committed its row but could not rename its pending
+ * head into place: retry that, or rewrite the head from memory when the
+ * pending file is gone, so that a new pending head is again one ahead. */
+static int catch_up_head(elo_server *s)
+{
+    if (promote_pending(s) == ELO_OK)
+        return ELO_OK;
+    if (access(s->pending_path, F_OK) == 0)
+        return elo_seterr(ELO_IO, "audit head still behind: %s", elo_errmsg());
+    return write_head(s->head_path, s->audit_key, s->audit_count, s->audit_last);
+}
+
+/* The test hook: stops an append at `point` as if the process died there. */
+static int crash_point(elo_server *s, elo_audit_crash point)
+{
+    if (s->audit_crash_at != point)
+        return ELO_OK;
+    return elo_seterr(ELO_INTERNAL, "audit append stopped at test crash point %d", (int)point);
 }
 
 int elo__audit_append(elo_server *s, const elo_principal *actor, const char *action,
@@ -297,49 +462,46 @@ int elo__audit_append(elo_server *s, const elo_principal *actor, const char *act
     }
 
     pthread_mutex_lock(&s->audit_lock);
+    int rc = ELO_OK;
+    if (s->audit_head_behind) {
+        rc = catch_up_head(s);
+        if (rc < 0)
+            goto out;
+        s->audit_head_behind = 0;
+    }
     int64_t id = s->audit_count + 1;
     unsigned char mac[ELO_MAC_BYTES];
     entry_mac(s->audit_key, s->audit_last, id, ts, actor_p, actor_name, action, target_p, dtext,
               mac);
-    char machex[2 * ELO_MAC_BYTES + 1];
-    elo__hex(mac, ELO_MAC_BYTES, machex);
-    int rc = ELO_OK;
-    pthread_mutex_lock(&s->db_lock);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO audit_log(id, ts, actor, actor_name, action, target,"
-                           " details, mac) VALUES(?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+    if ((rc = crash_point(s, ELO_AUDIT_CRASH_BEFORE_PENDING)) < 0)
+        goto out;
+    /* 1. The head this append will end at, durable before the row is. */
+    rc = write_head(s->pending_path, s->audit_key, id, mac);
+    if (rc < 0 || (rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_PENDING)) < 0)
+        goto out;
+    /* 2. The row. On failure the pending head stays: a failed commit may
+     * still have reached the WAL, and the next start settles it either
+     * way; the next append overwrites it. */
+    if ((rc = insert_row(s, id, ts, actor ? actor->user_id : -1, actor_name, action, target,
+                         dtext, mac)) < 0 ||
+        (rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_COMMIT)) < 0)
+        goto out;
+    /* The row is in: the chain moves on whatever happens to the head, so
+     * the next append does not reuse the id. */
+    s->audit_count = id;
+    memcpy(s->audit_last, mac, ELO_MAC_BYTES);
+    /* 3. The pending head becomes the head. */
+    if (rename(s->pending_path, s->head_path) != 0) {
+        rc = elo_seterr(ELO_IO, "%s: rename: %s", s->pending_path, strerror(errno));
+        s->audit_head_behind = 1;
     } else {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
-        if (actor_p)
-            sqlite3_bind_int64(st, 3, actor->user_id);
-        else
-            sqlite3_bind_null(st, 3);
-        sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
-        if (target_p)
-            sqlite3_bind_int64(st, 6, target);
-        else
-            sqlite3_bind_null(st, 6);
-        sqlite3_bind_text(st, 7, dtext, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
+        rc = elo_fsync_dir_of(s->head_path);
     }
-    pthread_mutex_unlock(&s->db_lock);
-    if (rc == ELO_OK) {
-        rc = write_head(s->head_path, s->audit_key, id, mac);
-        /* The row is in: the chain moves on even if the head write failed,
-         * so the next append does not reuse the id; the head catches up. */
-        s->audit_count = id;
-        memcpy(s->audit_last, mac, ELO_MAC_BYTES);
-        if (rc < 0)
-            elo_error("serve: audit head not written: %s", elo_errmsg());
-    }
+    if (rc < 0)
+        elo_error("serve: audit head not written: %s", elo_errmsg());
+    else
+        rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_RENAME);
+out:
     pthread_mutex_unlock(&s->audit_lock);
     free(dtext);
     return rc;
@@ -351,21 +513,16 @@ int elo_audit_verify(const char *data_dir, int64_t *entries, int64_t *bad_id)
     *bad_id = 0;
     if (sodium_init() < 0)
         return elo_seterr(ELO_INTERNAL, "libsodium failed to initialize");
-    char db_path[1100], key_path[1100], head_path[1100];
+    char db_path[1100], key_path[1100], head_path[1100], pending_path[1100];
     snprintf(db_path, sizeof db_path, "%s/elohim.db", data_dir);
     snprintf(key_path, sizeof key_path, "%s/audit.key", data_dir);
     snprintf(head_path, sizeof head_path, "%s/audit.head", data_dir);
+    snprintf(pending_path, sizeof pending_path, "%s/audit.head.pending", data_dir);
     struct stat sb;
     if (stat(db_path, &sb) != 0)
         return elo_seterr(ELO_NOTFOUND, "%s: no database (is this a data directory?)", db_path);
     unsigned char key[32], last[ELO_MAC_BYTES];
-    int64_t count = 0;
     int rc = read_key(key_path, key);
-    if (rc < 0)
-        return ELO_CORRUPT;
-    rc = read_head(head_path, key, &count, last);
-    if (rc == ELO_NOTFOUND)
-        return elo_seterr(ELO_CORRUPT, "%s is missing: the chain head is lost", head_path);
     if (rc < 0)
         return ELO_CORRUPT;
     sqlite3 *db = NULL;
@@ -375,8 +532,13 @@ int elo_audit_verify(const char *data_dir, int64_t *entries, int64_t *bad_id)
         return rc;
     }
     sqlite3_busy_timeout(db, 5000);
-    rc = verify_rows(db, key, count, last, entries, bad_id);
+    chain_state state;
+    rc = check_chain(db, key, head_path, pending_path, &state, entries, last, bad_id);
     sqlite3_close(db);
     sodium_memzero(key, sizeof key);
+    if (rc == ELO_OK && state != CHAIN_AT_HEAD)
+        elo_warn("audit: %s is from an append that a crash interrupted (entry %s); the next "
+                 "`elohim serve` settles it",
+                 pending_path, state == CHAIN_PENDING_COMMITTED ? "committed" : "not committed");
     return rc;
 }

@@ -9,6 +9,7 @@
  * usernames or addresses clients make up. */
 #include "server-impl.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -327,4 +328,17 @@ void elo__rl_reset(elo_ratelimit *rl, const char *key)
     if (sl)
         memset(sl, 0, sizeof *sl);
     pthread_mutex_unlock(&rl->lock);
+}
+
+void elo__rl_ip_key(const char *ip, char *out, size_t out_len)
+{
+    struct in6_addr a6;
+    char prefix[INET6_ADDRSTRLEN];
+    if (ip && inet_pton(AF_INET6, ip, &a6) == 1) {
+        memset(&a6.s6_addr[8], 0, 8);
+        inet_ntop(AF_INET6, &a6, prefix, sizeof prefix);
+        snprintf(out, out_len, "i:%s/64", prefix);
+    } else {
+        snprintf(out, out_len, "i:%s", ip ? ip : "");
+    }
 }

@@ -1,4 +1,5 @@
-/* config.c - server configuration (defaults, --listen, the JSON --config
+/* config.c - server configuration (defaults, --listen with IPv4 or
+ * bracketed IPv6 addresses, the JSON --config
  * file) and the setup preferences file DIR/settings.json that the other
  * services read through elo_settings_load(). */
 #include "server-impl.h"
@@ -51,25 +52,79 @@ void elo_server_config_defaults(elo_server_config *c)
     }
 }
 
+/* "PORT" as 0-65535, decimal digits only (no sign, no spaces). */
+static int parse_port(const char *text, int *out)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n > 5 || strspn(text, "0123456789") != n || atoi(text) > 65535)
+        return elo_seterr(ELO_BADINPUT, "--listen: bad port '%.16s' (want 0-65535)", text);
+    *out = atoi(text);
+    return ELO_OK;
+}
+
 int elo_server_config_listen(elo_server_config *c, const char *addr_port)
 {
-    const char *colon = addr_port ? strrchr(addr_port, ':') : NULL;
-    if (!colon || colon == addr_port || (size_t)(colon - addr_port) >= sizeof c->listen_addr)
-        return elo_seterr(ELO_BADINPUT, "--listen wants ADDR:PORT, e.g. 127.0.0.1:8420");
-    char addr[64];
-    memcpy(addr, addr_port, (size_t)(colon - addr_port));
-    addr[colon - addr_port] = 0;
-    int64_t port;
-    if (elo_parse_i64(colon + 1, &port) < 0 || port < 0 || port > 65535)
-        return elo_seterr(ELO_BADINPUT, "--listen: bad port '%s'", colon + 1);
-    struct in_addr in;
-    if (!strcmp(addr, "localhost"))
-        snprintf(addr, sizeof addr, "127.0.0.1");
-    if (inet_pton(AF_INET, addr, &in) != 1)
-        return elo_seterr(ELO_BADINPUT, "--listen: '%s' is not an IPv4 address", addr);
+    if (!addr_port || !*addr_port)
+        return elo_seterr(ELO_BADINPUT,
+                          "--listen wants ADDR:PORT, e.g. 127.0.0.1:8420 or [::1]:8420");
+    char addr[sizeof c->listen_addr];
+    const char *port_text;
+    size_t len;
+    if (addr_port[0] == '[') {
+        const char *close = strchr(addr_port, ']');
+        if (!close)
+            return elo_seterr(ELO_BADINPUT, "--listen: '[' without ']' (IPv6 is [ADDR]:PORT)");
+        if (close[1] != ':')
+            return elo_seterr(ELO_BADINPUT, "--listen: ':PORT' must follow ']' (IPv6 is "
+                                            "[ADDR]:PORT)");
+        len = (size_t)(close - addr_port - 1);
+        if (len == 0)
+            return elo_seterr(ELO_BADINPUT, "--listen: empty address in '[]'");
+        struct in6_addr in6;
+        if (len >= sizeof addr)
+            return elo_seterr(ELO_BADINPUT, "--listen: the address is not an IPv6 address");
+        memcpy(addr, addr_port + 1, len);
+        addr[len] = 0;
+        if (inet_pton(AF_INET6, addr, &in6) != 1)
+            return elo_seterr(ELO_BADINPUT, "--listen: '%s' is not an IPv6 address", addr);
+        port_text = close + 2;
+    } else {
+        const char *colon = strrchr(addr_port, ':');
+        if (!colon)
+            return elo_seterr(ELO_BADINPUT,
+                              "--listen wants ADDR:PORT, e.g. 127.0.0.1:8420 or [::1]:8420");
+        len = (size_t)(colon - addr_port);
+        if (memchr(addr_port, ':', len))
+            return elo_seterr(ELO_BADINPUT,
+                              "--listen: an IPv6 address goes in brackets: [ADDR]:PORT, "
+                              "e.g. [::1]:8420");
+        if (len == 0)
+            return elo_seterr(ELO_BADINPUT, "--listen: empty address before ':PORT'");
+        struct in_addr in;
+        if (len >= sizeof addr)
+            return elo_seterr(ELO_BADINPUT, "--listen: the address is not an IPv4 address");
+        memcpy(addr, addr_port, len);
+        addr[len] = 0;
+        if (!strcmp(addr, "localhost"))
+            snprintf(addr, sizeof addr, "127.0.0.1");
+        if (inet_pton(AF_INET, addr, &in) != 1)
+            return elo_seterr(ELO_BADINPUT, "--listen: '%s' is not an IPv4 address", addr);
+        port_text = colon + 1;
+    }
+    int port = 0;
+    if (parse_port(port_text, &port) < 0)
+        return ELO_BADINPUT;
     snprintf(c->listen_addr, sizeof c->listen_addr, "%s", addr);
-    c->port = (int)port;
+    c->port = port;
     return ELO_OK;
+}
+
+void elo_server_listen_format(const char *addr, int port, char *out, size_t out_len)
+{
+    if (strchr(addr, ':'))
+        snprintf(out, out_len, "[%s]:%d", addr, port);
+    else
+        snprintf(out, out_len, "%s:%d", addr, port);
 }
 
 static int get_uint(json_t *o, const char *path, const char *key, uint64_t lo, uint64_t hi,

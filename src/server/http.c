@@ -82,6 +82,7 @@ int elo_server_open(const elo_server_config *cfg, elo_server **out)
     snprintf(s->db_path, sizeof s->db_path, "%s/elohim.db", cfg->data_dir);
     snprintf(s->key_path, sizeof s->key_path, "%s/audit.key", cfg->data_dir);
     snprintf(s->head_path, sizeof s->head_path, "%s/audit.head", cfg->data_dir);
+    snprintf(s->pending_path, sizeof s->pending_path, "%s/audit.head.pending", cfg->data_dir);
     snprintf(s->settings_path, sizeof s->settings_path, "%s/settings.json", cfg->data_dir);
     if ((rc = elo__db_open(s)) < 0)
         goto fail;
@@ -165,10 +166,17 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
     if (!ci || !ci->client_addr)
         return;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
+    if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+    } else if (sa->sa_family == AF_INET6) {
+        /* An IPv4 client of a dual-stack [::] socket is the same client
+         * (for the per-address back-off and the logs) as over IPv4. */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6))
+            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)n);
+        else
+            inet_ntop(AF_INET6, a6, out, (socklen_t)n);
+    }
 }
 
 static void record_metrics(const char *method, const char *route, int status, double seconds)
@@ -372,16 +380,28 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 int elo_server_start(elo_server *s)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->cfg.port);
-    if (inet_pton(AF_INET, s->cfg.listen_addr, &sa.sin_addr) != 1)
-        return elo_seterr(ELO_BADINPUT, "bad listen address %s", s->cfg.listen_addr);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_in sa4;
+    struct sockaddr_in6 sa6;
+    struct sockaddr *sa;
+    memset(&sa4, 0, sizeof sa4);
+    memset(&sa6, 0, sizeof sa6);
+    if (inet_pton(AF_INET, s->cfg.listen_addr, &sa4.sin_addr) == 1) {
+        sa4.sin_family = AF_INET;
+        sa4.sin_port = htons((uint16_t)s->cfg.port);
+        sa = (struct sockaddr *)&sa4;
+    } else if (inet_pton(AF_INET6, s->cfg.listen_addr, &sa6.sin6_addr) == 1) {
+        sa6.sin6_family = AF_INET6;
+        sa6.sin6_port = htons((uint16_t)s->cfg.port);
+        sa = (struct sockaddr *)&sa6;
+        /* [::] means every address: IPv4 clients too (as ::ffff:a.b.c.d). */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&sa6.sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    } else {
+        return elo_seterr(ELO_BADINPUT, "bad listen address %s", s->cfg.listen_addr);
+    }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, access_handler, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.per_ip_connections,
@@ -393,9 +413,13 @@ int elo_server_start(elo_server *s)
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         MHD_OPTION_END);
-    if (!s->daemon)
-        return elo_seterr(ELO_IO, "cannot listen on %s:%d (address in use, or not allowed)",
-                          s->cfg.listen_addr, s->cfg.port);
+    if (!s->daemon) {
+        char where[96];
+        elo_server_listen_format(s->cfg.listen_addr, s->cfg.port, where, sizeof where);
+        return elo_seterr(ELO_IO, "cannot listen on %s (address in use, not on this machine, or "
+                                  "not allowed)",
+                          where);
+    }
     return ELO_OK;
 }
 

@@ -423,7 +423,7 @@ static void h_login(ctx *c)
     }
     char ukey[160], ikey[96];
     snprintf(ukey, sizeof ukey, "u:%s", username);
-    snprintf(ikey, sizeof ikey, "i:%s", c->req->ip ? c->req->ip : "");
+    elo__rl_ip_key(c->req->ip, ikey, sizeof ikey);
     double now = elo_time_sec();
     double wait = ELO_MAX(elo__rl_wait(&s->rl, ukey, ELO_RL_USER_FREE, now),
                           elo__rl_wait(&s->rl, ikey, ELO_RL_IP_FREE, now));

@@ -62,20 +62,38 @@ typedef struct {
 double elo__rl_wait(elo_ratelimit *rl, const char *key, int free_failures, double now);
 void elo__rl_fail(elo_ratelimit *rl, const char *key, double now);
 void elo__rl_reset(elo_ratelimit *rl, const char *key);
+/* The back-off key of a client address: "i:<IPv4>", or "i:<prefix>/64" for
+ * IPv6, since one host usually holds a whole /64 and could otherwise pick
+ * a fresh address per attempt. */
+void elo__rl_ip_key(const char *ip, char *out, size_t out_len);
 
 /* ---- the server object -------------------------------------------------- */
+
+/* Test hook (tests/unit/test-audit.c): the step of an audit append at which
+ * elo__audit_append() stops, returning ELO_INTERNAL and leaving the files
+ * as a crash there would. Always NONE in the server. */
+typedef enum {
+    ELO_AUDIT_CRASH_NONE,
+    ELO_AUDIT_CRASH_BEFORE_PENDING, /* nothing written */
+    ELO_AUDIT_CRASH_AFTER_PENDING,  /* pending head written, row not committed */
+    ELO_AUDIT_CRASH_AFTER_COMMIT,   /* row committed, pending head not renamed */
+    ELO_AUDIT_CRASH_AFTER_RENAME    /* complete */
+} elo_audit_crash;
 
 struct elo_server {
     elo_server_config cfg;
     char db_path[1100], key_path[1100], head_path[1100], settings_path[1100];
+    char pending_path[1100];        /* DIR/audit.head.pending (audit.c) */
     char web_real[PATH_MAX];        /* realpath of the web root, "" = none */
     int lock_fd;                    /* flock'd DIR/serve.lock: one server per dir */
     sqlite3 *db;
     pthread_mutex_t db_lock;        /* one connection, serialized */
-    pthread_mutex_t audit_lock;     /* append + head file, one at a time */
+    pthread_mutex_t audit_lock;     /* append + head files, one at a time */
     unsigned char audit_key[32];
     int64_t audit_count;            /* entries in the chain */
     unsigned char audit_last[ELO_MAC_BYTES];
+    int audit_head_behind;          /* the last append's head rename failed */
+    elo_audit_crash audit_crash_at; /* test hook; ELO_AUDIT_CRASH_NONE */
     char setup_token[2 * ELO_TOKEN_BYTES + 1]; /* "" once setup is complete */
     atomic_int setup_complete;
     struct MHD_Daemon *daemon;

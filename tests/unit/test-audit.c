@@ -1,7 +1,9 @@
 /* test-audit.c - the audit chain: appends verify, and every kind of
  * tampering (edited row, deleted middle and newest rows, edited head,
  * swapped key) is caught with the first bad entry named; a server will not
- * open a tampered log. */
+ * open a tampered log. An append stopped at each of its crash points
+ * (test hook s->audit_crash_at) is settled at the next start, and a
+ * pending head that does not fit is reported as tampering. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,6 +201,261 @@ static void test_head_and_key(void **state)
     assert_non_null(strstr(elo_errmsg(), "missing"));
 }
 
+/* ---- crash points and the pending head ------------------------------------ */
+
+static elo_server *open_server(fixture *f)
+{
+    elo_server_config cfg;
+    elo_server_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", f->data);
+    elo_server *s = NULL;
+    assert_int_equal(elo_server_open(&cfg, &s), ELO_OK);
+    return s;
+}
+
+static int append_one(elo_server *s)
+{
+    json_t *d = json_pack("{s:s}", "permission", "users.read");
+    int rc = elo__audit_append(s, NULL, "PERMISSION_GRANTED", 7, d);
+    json_decref(d);
+    return rc;
+}
+
+/* A log of `n` entries, then one append that stops at `point`. */
+static void crash_append(fixture *f, int n, elo_audit_crash point)
+{
+    make_log(f, n);
+    elo_server *s = open_server(f);
+    s->audit_crash_at = point;
+    assert_int_equal(append_one(s), ELO_INTERNAL);
+    elo_server_free(s);
+}
+
+static void data_path(fixture *f, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", f->data, name);
+}
+
+static int exists(fixture *f, const char *name)
+{
+    char path[400];
+    data_path(f, name, path, sizeof path);
+    return access(path, F_OK) == 0;
+}
+
+/* The entry count that audit.head records. */
+static long long head_count(fixture *f)
+{
+    char path[400], text[512] = {0};
+    data_path(f, "audit.head", path, sizeof path);
+    FILE *h = fopen(path, "r");
+    assert_non_null(h);
+    size_t len = fread(text, 1, sizeof text - 1, h);
+    fclose(h);
+    text[len] = 0;
+    const char *c = strstr(text, "\ncount ");
+    assert_non_null(c);
+    return atoll(c + 7);
+}
+
+static void copy_file(fixture *f, const char *from, const char *to)
+{
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/%s'", f->data, from, f->data, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* After a start, the log verifies with `want` entries and takes more. */
+static void assert_settled(fixture *f, int64_t want)
+{
+    elo_server *s = open_server(f);
+    assert_int_equal(s->audit_count, want);
+    assert_false(exists(f, "audit.head.pending"));
+    assert_int_equal(head_count(f), want);
+    assert_int_equal(append_one(s), ELO_OK);
+    elo_server_free(s);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, want + 1);
+}
+
+static void test_crash_before_pending(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_BEFORE_PENDING);
+    assert_false(exists(f, "audit.head.pending"));
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, 3);
+    assert_settled(f, 3);
+}
+
+static void test_crash_after_pending(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_AFTER_PENDING);
+    assert_true(exists(f, "audit.head.pending"));
+    assert_int_equal(head_count(f), 3);
+    /* verify reports the log intact and leaves the files alone */
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, 3);
+    assert_true(exists(f, "audit.head.pending"));
+    /* the start discards the pending head: the row never committed */
+    assert_settled(f, 3);
+}
+
+static void test_crash_after_commit(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_AFTER_COMMIT);
+    assert_true(exists(f, "audit.head.pending"));
+    assert_int_equal(head_count(f), 3);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, 4);
+    /* the start promotes the pending head: the row is in */
+    assert_settled(f, 4);
+}
+
+static void test_crash_after_rename(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_AFTER_RENAME);
+    assert_false(exists(f, "audit.head.pending"));
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, 4);
+    assert_settled(f, 4);
+}
+
+/* Without its pending head, a committed row is a head behind: reported. */
+static void test_crash_pending_deleted(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_AFTER_COMMIT);
+    char pending[400];
+    data_path(f, "audit.head.pending", pending, sizeof pending);
+    assert_int_equal(unlink(pending), 0);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_int_equal(bad, 4);
+    assert_non_null(strstr(elo_errmsg(), "chain head records 3"));
+}
+
+/* Rows tampered with beside a pending head fail as they do without one,
+ * and the server leaves the files as they are. */
+static void test_crash_then_tamper(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 4, ELO_AUDIT_CRASH_AFTER_COMMIT);
+    sql(f, "UPDATE audit_log SET actor_name='someone' WHERE id=5");
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_int_equal(bad, 5);
+    elo_server_config cfg;
+    elo_server_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", f->data);
+    elo_server *s = NULL;
+    assert_int_equal(elo_server_open(&cfg, &s), ELO_CORRUPT);
+    assert_true(exists(f, "audit.head.pending"));
+    assert_int_equal(head_count(f), 4);
+}
+
+static void test_crash_then_delete_older(void **state)
+{
+    fixture *f = *state;
+    /* the pending row did not commit, and the newest committed one is gone:
+     * the log matches neither head */
+    crash_append(f, 4, ELO_AUDIT_CRASH_AFTER_PENDING);
+    sql(f, "DELETE FROM audit_log WHERE id=4");
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_int_equal(bad, 4);
+    assert_non_null(strstr(elo_errmsg(), "chain head"));
+}
+
+static void test_pending_forged(void **state)
+{
+    fixture *f = *state;
+    crash_append(f, 3, ELO_AUDIT_CRASH_AFTER_COMMIT);
+    char pending[400], text[512] = {0};
+    data_path(f, "audit.head.pending", pending, sizeof pending);
+    FILE *h = fopen(pending, "r");
+    size_t len = fread(text, 1, sizeof text - 1, h);
+    fclose(h);
+    text[len] = 0;
+    char *last = strstr(text, "\nlast ");
+    assert_non_null(last);
+    last[6] = last[6] == '0' ? '1' : '0';
+    h = fopen(pending, "w");
+    fputs(text, h);
+    fclose(h);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_non_null(strstr(elo_errmsg(), "audit.head.pending"));
+    /* garbage is no better */
+    h = fopen(pending, "w");
+    fputs("elohim-audit-head v1\ncount 4\n", h);
+    fclose(h);
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_non_null(strstr(elo_errmsg(), "malformed"));
+}
+
+/* Genuine heads in the wrong places: a pending head equal to the head, or
+ * two ahead of a replayed older head. */
+static void test_pending_not_one_ahead(void **state)
+{
+    fixture *f = *state;
+    make_log(f, 3);
+    copy_file(f, "audit.head", "head-3");
+    copy_file(f, "audit.head", "audit.head.pending");
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_non_null(strstr(elo_errmsg(), "exactly one entry ahead"));
+    char pending[400];
+    data_path(f, "audit.head.pending", pending, sizeof pending);
+    unlink(pending);
+    make_log(f, 2);
+    copy_file(f, "audit.head", "audit.head.pending");
+    copy_file(f, "head-3", "audit.head");
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_CORRUPT);
+    assert_non_null(strstr(elo_errmsg(), "exactly one entry ahead"));
+    elo_server_config cfg;
+    elo_server_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", f->data);
+    elo_server *s = NULL;
+    assert_int_equal(elo_server_open(&cfg, &s), ELO_CORRUPT);
+}
+
+/* A head rename that fails leaves the row in; the next append first puts
+ * the head in place, then goes on. */
+static void test_head_rename_fails(void **state)
+{
+    fixture *f = *state;
+    make_log(f, 2);
+    elo_server *s = open_server(f);
+    char real_head[sizeof s->head_path], blocker[400];
+    snprintf(real_head, sizeof real_head, "%s", s->head_path);
+    snprintf(blocker, sizeof blocker, "%s/blocker", f->dir);
+    assert_int_equal(mkdir(blocker, 0700), 0);
+    char inside[450];
+    snprintf(inside, sizeof inside, "%s/x", blocker);
+    assert_int_equal(mkdir(inside, 0700), 0);
+    snprintf(s->head_path, sizeof s->head_path, "%s", blocker);
+    assert_int_equal(append_one(s), ELO_IO);
+    assert_int_equal(s->audit_count, 3);
+    assert_true(exists(f, "audit.head.pending"));
+    snprintf(s->head_path, sizeof s->head_path, "%s", real_head);
+    assert_int_equal(append_one(s), ELO_OK);
+    elo_server_free(s);
+    assert_false(exists(f, "audit.head.pending"));
+    assert_int_equal(head_count(f), 4);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +466,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deleted_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_before_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_pending_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_then_tamper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_then_delete_older, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_forged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_not_one_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_rename_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

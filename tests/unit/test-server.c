@@ -213,6 +213,18 @@ static void test_ratelimit(void **state)
     assert_true(w > 1.9 && w <= 2.0);   /* doubles */
     assert_true(elo__rl_wait(rl, "u:bob", ELO_RL_USER_FREE, now + 2.5) == 0);
     assert_true(elo__rl_wait(rl, "u:alice", ELO_RL_USER_FREE, now) == 0);
+    /* client addresses: IPv4 as is, IPv6 by its /64 */
+    char k1[96], k2[96];
+    elo__rl_ip_key("192.0.2.7", k1, sizeof k1);
+    assert_string_equal(k1, "i:192.0.2.7");
+    elo__rl_ip_key("2001:db8:1:2:aaaa::1", k1, sizeof k1);
+    elo__rl_ip_key("2001:db8:1:2:bbbb:cccc:dddd:eeee", k2, sizeof k2);
+    assert_string_equal(k1, "i:2001:db8:1:2::/64");
+    assert_string_equal(k1, k2);
+    elo__rl_ip_key("2001:db8:1:3::1", k2, sizeof k2);
+    assert_string_not_equal(k1, k2);
+    elo__rl_ip_key(NULL, k1, sizeof k1);
+    assert_string_equal(k1, "i:");
     for (int i = 0; i < 40; i++)
         elo__rl_fail(rl, "u:bob", now);
     assert_true(elo__rl_wait(rl, "u:bob", ELO_RL_USER_FREE, now) <= ELO_RL_MAX_DELAY);
@@ -262,6 +274,50 @@ static void test_config(void **state)
     assert_int_equal(elo_server_config_listen(&c, "9000"), ELO_BADINPUT);
     assert_int_equal(elo_server_config_listen(&c, "1.2.3.4:65536"), ELO_BADINPUT);
     assert_int_equal(elo_server_config_listen(&c, "1.2.3:80"), ELO_BADINPUT);
+    /* IPv6 in brackets; the address is kept without them */
+    assert_int_equal(elo_server_config_listen(&c, "[::1]:8421"), ELO_OK);
+    assert_string_equal(c.listen_addr, "::1");
+    assert_int_equal(c.port, 8421);
+    assert_int_equal(elo_server_config_listen(&c, "[::]:0"), ELO_OK);
+    assert_string_equal(c.listen_addr, "::");
+    assert_int_equal(c.port, 0);
+    assert_int_equal(elo_server_config_listen(&c, "[fd00::2]:65535"), ELO_OK);
+    assert_string_equal(c.listen_addr, "fd00::2");
+    assert_int_equal(elo_server_config_listen(&c, "[::ffff:127.0.0.1]:80"), ELO_OK);
+    assert_int_equal(elo_server_config_listen(&c, "127.0.0.1:8420"), ELO_OK);
+    assert_string_equal(c.listen_addr, "127.0.0.1");
+    /* malformed: an error with a message, and the config unchanged */
+    static const struct {
+        const char *in, *msg;
+    } bad[] = {
+        {"[::1", "without ']'"},          {"[::1]", "must follow ']'"},
+        {"[::1]8420", "must follow ']'"}, {"[::1]:", "bad port"},
+        {"[::1]:65536", "bad port"},      {"[::1]:-1", "bad port"},
+        {"[::1]:+80", "bad port"},        {"[::1]: 80", "bad port"},
+        {"[::1]:80x", "bad port"},        {"[::1]:0123456", "bad port"},
+        {"::1:80", "brackets"},           {":::80", "brackets"},
+        {"[]:80", "empty address"},       {":80", "empty address"},
+        {"[127.0.0.1]:80", "not an IPv6"}, {"[::1%lo]:80", "not an IPv6"},
+        {"[::g]:80", "not an IPv6"},      {"1.2.3.4:", "bad port"},
+        {"", "ADDR:PORT"},                {"host.example:80", "not an IPv4"},
+        {"[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]:80", "not an IPv6"},
+        {"1111111111111111111111111111111111111111111111111111111111111111111:80",
+         "not an IPv4"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (elo_server_config_listen(&c, bad[i].in) != ELO_BADINPUT)
+            fail_msg("'%s' was accepted", bad[i].in);
+        if (!strstr(elo_errmsg(), bad[i].msg))
+            fail_msg("'%s': message '%s' lacks '%s'", bad[i].in, elo_errmsg(), bad[i].msg);
+        assert_string_equal(c.listen_addr, "127.0.0.1");
+        assert_int_equal(c.port, 8420);
+    }
+    assert_int_equal(elo_server_config_listen(&c, NULL), ELO_BADINPUT);
+    char where[96];
+    elo_server_listen_format("::1", 8420, where, sizeof where);
+    assert_string_equal(where, "[::1]:8420");
+    elo_server_listen_format("127.0.0.1", 0, where, sizeof where);
+    assert_string_equal(where, "127.0.0.1:0");
     char *d = tmpdir();
     char path[600];
     snprintf(path, sizeof path, "%s/c.json", d);
@@ -276,6 +332,13 @@ static void test_config(void **state)
     write_text(path, "{\"listen\": \"nope\"}");
     assert_int_equal(elo_server_config_load(&c, path), ELO_BADINPUT);
     assert_non_null(strstr(elo_errmsg(), "listen"));
+    write_text(path, "{\"listen\": \"::1:80\"}");
+    assert_int_equal(elo_server_config_load(&c, path), ELO_BADINPUT);
+    assert_non_null(strstr(elo_errmsg(), "brackets"));
+    write_text(path, "{\"listen\": \"[::1]:8430\"}");
+    assert_int_equal(elo_server_config_load(&c, path), ELO_OK);
+    assert_string_equal(c.listen_addr, "::1");
+    assert_int_equal(c.port, 8430);
     write_text(path, "[1]");
     assert_int_equal(elo_server_config_load(&c, path), ELO_BADINPUT);
 
