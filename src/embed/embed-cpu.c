@@ -3,10 +3,11 @@
  * element-wise passes, all over one packed batch (the tokens of every
  * sequence back to back, no padding).
  *
- * DESIGN: the calling thread runs the layers in order. GEMMs run on
- * OpenBLAS's own threads. Element-wise passes (embedding gather +
- * LayerNorm, bias + GELU, LayerNorm) and attention (one task per sequence
- * and head) run on the encoder's pool (embed-pool.c), the caller taking part;
+ * DESIGN: the calling thread runs the layers in order. GEMMs are split
+ * over the process pool by the CPU backend (OpenBLAS single-threaded in
+ * each task). Element-wise passes (embedding gather + LayerNorm, bias +
+ * GELU, LayerNorm) and attention (one task per sequence and head) run on
+ * the same pool (elo__embed_parallel), the caller taking part;
  * small passes run on the caller alone, where waking workers would cost
  * more than the work. Biases and residuals are folded into the GEMMs: the
  * output is first filled with bias (+ residual) and the GEMM accumulates
