@@ -76,6 +76,16 @@ int elo_vstore_open_buffer(const void *data, size_t size, elo_vstore **out);
 
 void elo_vstore_free(elo_vstore *vs);
 
+/* Brings a read-only handle up to the latest committed state of its file:
+ * rows other processes appended or deleted, or a new file renamed over the
+ * path by growth or compaction. elo_vstore_search() does it first, so a
+ * long-lived reader always searches what is committed (the resident GPU
+ * copy takes appended rows incrementally and reloads after deletions).
+ * Returns 1 when the state changed, 0 when not (and always for writable
+ * handles and buffers), or a negative status (the file is gone or now
+ * corrupt: the handle keeps its last state). */
+int elo_vstore_refresh(elo_vstore *vs);
+
 void elo_vstore_get_info(elo_vstore *vs, elo_vstore_info *out);
 
 /* Appends `count` rows (f32, `dim` wide, row-major) as one durable batch.

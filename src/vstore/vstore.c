@@ -340,6 +340,57 @@ int elo_vstore_open(const char *path, int writable, elo_vstore **out)
     return ELO_OK;
 }
 
+/* A read-only handle follows the file: appends and deletions commit with
+ * a header write into the mapped file (MAP_SHARED sees it), while growth
+ * and compaction rename a new file over the path. */
+int elo_vstore_refresh(elo_vstore *vs)
+{
+    if (vs->writable || vs->fd < 0 || !vs->path)
+        return 0;   /* a writer's handle is the state; a buffer never changes */
+    struct stat a, b;
+    if (stat(vs->path, &b) != 0)
+        return elo_seterr(errno == ENOENT ? ELO_NOTFOUND : ELO_IO, "%s: %s", vs->path,
+                          strerror(errno));
+    if (fstat(vs->fd, &a) != 0)
+        return elo_seterr(ELO_IO, "%s: %s", vs->path, strerror(errno));
+    if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+        elo_vstore *nv;
+        int rc = elo_vstore_open(vs->path, 0, &nv);
+        if (rc < 0)
+            return rc;
+        drop_gpu(vs);
+        unmap_file(vs);
+        close(vs->fd);
+        elo_free(vs->path);
+        *vs = *nv;
+        elo_free(nv);
+        return 1;
+    }
+    elo__vstore_header h;
+    int slot;
+    int rc = read_header(vs->map, vs->map_bytes, vs->path, &h, &slot);
+    if (rc < 0)
+        return rc;
+    if (h.seq == vs->h.seq)
+        return 0;
+    uint64_t old_rows = vs->h.row_count, old_live = vs->h.live_count;
+    int appends_only = h.row_count >= old_rows && h.live_count == old_live + (h.row_count - old_rows) &&
+                       h.capacity == vs->h.capacity;
+    vs->h = h;
+    vs->slot = slot;
+    attach_sections(vs);
+    if (vs->gpu && (!appends_only || !elo__vstore_cuda_append)) {
+        drop_gpu(vs);       /* deletions: reload on the next CUDA search */
+    } else if (vs->gpu && h.row_count > old_rows &&
+               elo__vstore_cuda_append(vs->gpu, vs->rows + old_rows * vs->row_bytes,
+                                       vs->ids + old_rows, h.row_count - old_rows) < 0) {
+        elo_warn("%s: GPU copy dropped after a failed update (%s); it reloads on the next search",
+                 vs->path, elo_errmsg());
+        drop_gpu(vs);
+    }
+    return 1;
+}
+
 int elo_vstore_open_buffer(const void *data, size_t size, elo_vstore **out)
 {
     *out = NULL;
@@ -847,17 +898,20 @@ int elo_vstore_search(elo_vstore *vs, elo_backend *b, const float *queries, int 
 {
     if (k < 1 || k > ELO_VSTORE_MAX_K)
         return elo_seterr(ELO_BADINPUT, "k must be 1..%d (got %d)", ELO_VSTORE_MAX_K, k);
+    if (query_count < 1)
+        return elo_seterr(ELO_BADINPUT, "no queries");
+    int rc = elo_vstore_refresh(vs);
+    if (rc < 0)
+        return rc;
     if (dim != (int)vs->h.dim)
         return elo_seterr(ELO_BADINPUT, "dimension mismatch: the query has %d, the store %u",
                           dim, vs->h.dim);
-    if (query_count < 1)
-        return elo_seterr(ELO_BADINPUT, "no queries");
     size_t qfloats = (size_t)query_count * (size_t)dim;
     float *q = elo_malloc(qfloats * sizeof *q);
     if (!q)
         return elo_seterr(ELO_NOMEM, "out of memory");
     memcpy(q, queries, qfloats * sizeof *q);
-    int rc = elo__vstore_check_finite(q, (size_t)query_count, dim, "query");
+    rc = elo__vstore_check_finite(q, (size_t)query_count, dim, "query");
     if (rc == ELO_OK && vs->h.metric == ELO_VSTORE_COSINE)
         rc = elo__vstore_normalize(q, (size_t)query_count, dim, 0, "query");
     if (rc == ELO_OK) {

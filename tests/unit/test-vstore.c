@@ -443,6 +443,62 @@ static void test_persist_grow_compact(void **state)
     free(q);
 }
 
+/* A long-lived read-only handle follows what a writer commits: appends in
+ * place, deletions, growth and compaction (new files renamed over it). */
+static int64_t reader_ids(elo_vstore *r, const float *q, int dim, int64_t *ids)
+{
+    float sc[64];
+    return elo_vstore_search(r, NULL, q, 1, dim, 64, ids, sc);
+}
+
+static void test_reader_follows_writer(void **state)
+{
+    (void)state;
+    const char *p = tpath("follow.vs");
+    int dim = 16;
+    assert_int_equal(elo_vstore_create(p, dim, ELO_DTYPE_F32, ELO_VSTORE_IP, 8), ELO_OK);
+    float *x = random_vectors(40, dim), *q = random_vectors(1, dim);
+    elo_vstore *w, *r;
+    int64_t ids[64];
+    assert_int_equal(elo_vstore_open(p, 1, &w), ELO_OK);
+    assert_int_equal(elo_vstore_add(w, x, 5, dim, NULL), ELO_OK);
+    assert_int_equal(elo_vstore_open(p, 0, &r), ELO_OK);
+    assert_int_equal(elo_vstore_refresh(r), 0);
+    assert_int_equal(reader_ids(r, q, dim, ids), 5);
+    assert_int_equal(elo_vstore_add(w, x + 5 * dim, 3, dim, NULL), ELO_OK);   /* in place */
+    assert_int_equal(reader_ids(r, q, dim, ids), 8);
+    assert_int_equal(elo_vstore_refresh(r), 0);
+    int64_t gone = 2;
+    assert_int_equal(elo_vstore_delete(w, &gone, 1), 1);
+    assert_int_equal(reader_ids(r, q, dim, ids), 7);
+    for (int i = 0; i < 7; i++)
+        assert_true(ids[i] != 2);
+    assert_int_equal(elo_vstore_add(w, x + 8 * dim, 20, dim, NULL), ELO_OK);  /* grows */
+    assert_int_equal(reader_ids(r, q, dim, ids), 27);
+    elo_vstore_free(w);
+    assert_int_equal(elo_vstore_compact(p), 1);
+    assert_int_equal(elo_vstore_refresh(r), 1);
+    elo_vstore_info in;
+    elo_vstore_get_info(r, &in);
+    assert_int_equal(in.row_count, 27);
+    assert_int_equal(in.capacity, 27);
+    elo_vstore *fresh;
+    int64_t want[64];
+    assert_int_equal(elo_vstore_open(p, 0, &fresh), ELO_OK);
+    assert_int_equal(reader_ids(fresh, q, dim, want), 27);
+    assert_int_equal(reader_ids(r, q, dim, ids), 27);
+    assert_memory_equal(ids, want, 27 * sizeof ids[0]);
+    elo_vstore_free(fresh);
+    /* The file removed: an error, and the handle keeps its last state. */
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(elo_vstore_refresh(r), ELO_NOTFOUND);
+    elo_vstore_get_info(r, &in);
+    assert_int_equal(in.live_count, 27);
+    elo_vstore_free(r);
+    free(x);
+    free(q);
+}
+
 /* ---- crash states and damaged files ----------------------------------------------- */
 
 static void read_all(const char *p, uint8_t **data, size_t *size)
@@ -792,6 +848,20 @@ static void test_cuda_matches_cpu(void **state)
             assert_int_equal(elo_vstore_delete(vs, del, 200), 200);
             compare_devices(vs, gpu, q, 300, dim, 10);
             compare_devices(vs, gpu, q, 1, dim, 4096);
+            /* A read-only handle's resident copy follows the writer: appended
+             * rows incrementally, deletions by a reload. */
+            elo_vstore *rd;
+            assert_int_equal(elo_vstore_open(p, 0, &rd), ELO_OK);
+            compare_devices(rd, gpu, q, 16, dim, 10);
+            assert_non_null(rd->gpu);
+            int64_t more[50];
+            for (int i = 0; i < 50; i++)
+                more[i] = 1000000 + i;
+            assert_int_equal(elo_vstore_add(vs, x, 50, dim, more), ELO_OK);
+            compare_devices(rd, gpu, q, 16, dim, 100);
+            assert_int_equal(elo_vstore_delete(vs, more, 25), 25);
+            compare_devices(rd, gpu, q, 300, dim, 10);
+            elo_vstore_free(rd);
             elo_vstore_free(vs);
             free(x);
             free(q);
@@ -808,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_errors_on_input),
         cmocka_unit_test(test_f16_overflow),
         cmocka_unit_test(test_persist_grow_compact),
+        cmocka_unit_test(test_reader_follows_writer),
         cmocka_unit_test(test_crash_states),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_parsers),
