@@ -455,7 +455,8 @@ static int audit_failed(const char *action, int rc)
 {
     elo_metrics_count("elohim_audit_write_failures_total", NULL, 1);
     if (action)
-        elo_error("serve: audit entry %s not written, change refused: %s", action, elo_errmsg());
+        elo_error("serve: audit entry %s not written, its change rolled back: %s", action,
+                  elo_errmsg());
     else
         elo_error("serve: audit log not writable, change refused: %s", elo_errmsg());
     return rc;
