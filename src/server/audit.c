@@ -10,13 +10,31 @@
  * deleted newest row disagrees with the head, and a chain recomputed
  * without the key matches nothing.
  *
- * DESIGN: s->audit_lock serializes appends; the database lock is taken
- * inside it, never the other way round. An append writes ahead of the
- * head, so that a crash never leaves the head behind the log:
- *   1. write the next head (count + 1, the new MAC) to audit.head.pending
- *      (temp file, fsync, rename, fsync of the directory);
- *   2. commit the row (synchronous=FULL for it: durable once committed);
- *   3. rename audit.head.pending over audit.head, fsync the directory.
+ * DESIGN: an audited change and its entry are one SQLite transaction, so
+ * that either both happen or neither does (fail closed: a change whose
+ * entry cannot be written is rolled back and refused). The caller runs
+ * elo__audit_begin() (s->audit_lock, then s->db_lock - the database lock
+ * is taken inside the audit lock, never the other way round - then BEGIN
+ * IMMEDIATE), its own statements, and elo__audit_commit() with the entry,
+ * or elo__audit_rollback() when it refuses or changes nothing;
+ * elo__audit_append() is begin + commit with no statements of its own.
+ * The commit writes ahead of the head, so that a crash never leaves the
+ * head behind the log:
+ *   1. insert the row into the open transaction, then write the next head
+ *      (count + 1, the new MAC) to audit.head.pending (temp file, fsync,
+ *      rename, fsync of the directory);
+ *   2. COMMIT the caller's statements and the row together
+ *      (synchronous=FULL for this transaction: durable once committed);
+ *   3. release db_lock; rename audit.head.pending over audit.head, fsync
+ *      the directory.
+ * A failure before 2 completes rolls the whole transaction back and
+ * returns the error; the cost is that db_lock is held over the pending
+ * head's fsyncs, which audited changes (logins, user administration, setup)
+ * are rare enough to afford. The change itself is in the transaction, so
+ * every statement below about "the row" holds for the change as well. A
+ * failure in 3 leaves the change and its row committed: the commit
+ * succeeds, and the failure is logged and counted like a refused one
+ * (elohim_audit_write_failures_total).
  * At start (and in `elohim audit verify`, which only reports) a pending
  * head must authenticate and be exactly one entry ahead of audit.head;
  * if the log ends at the pending head, the row committed and the pending
@@ -24,8 +42,8 @@
  * and the pending head is discarded; anything else is reported, as a log
  * that does not end at audit.head is when there is no pending head.
  * Crash points:
- *   - before 1 (or inside it: only a stray temp file): no pending head, the
- *     log ends at the head;
+ *   - before 1 (or inside it: an uncommitted row, a stray temp file): no
+ *     pending head, the log ends at the head;
  *   - between 1 and 2: the log ends at the head: discarded;
  *   - between 2 and 3 (or a rename the directory fsync did not make
  *     durable): the log ends at the pending head: promoted;
@@ -41,8 +59,9 @@
  * crash left between steps 2 and 3 until the next start promotes its head:
  * deleting that row and the pending file looks like a crash before step 2.
  * If step 3's rename fails, the row stays in and the next append first
- * retries it (s->audit_head_behind), so a pending head is always one ahead
- * of audit.head when it is written. */
+ * retries it (s->audit_head_behind; a retry that fails refuses that
+ * change), so a pending head is always one ahead of audit.head when it is
+ * written. */
 #include "server-impl.h"
 
 #include <errno.h>
@@ -372,46 +391,38 @@ int elo__audit_open(elo_server *s)
     return ELO_OK;
 }
 
-/* Inserts one entry (actor_id, target < 0: NULL) as its own transaction,
- * with synchronous=FULL for it alone: in WAL mode NORMAL lets a power
- * loss take back a commit, and the head is renamed right after this. */
+/* Inserts one entry (actor_id, target < 0: NULL) into the open
+ * transaction; db_lock held. */
 static int insert_row(elo_server *s, int64_t id, const char *ts, int64_t actor_id,
                       const char *actor_name, const char *action, int64_t target,
                       const char *details, const unsigned char mac[ELO_MAC_BYTES])
 {
     char machex[2 * ELO_MAC_BYTES + 1];
     elo__hex(mac, ELO_MAC_BYTES, machex);
-    int rc = ELO_OK;
-    pthread_mutex_lock(&s->db_lock);
     sqlite3_stmt *st;
-    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
+    if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO audit_log(id, ts, actor, actor_name, action, target,"
                            " details, mac) VALUES(?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           -1, &st, NULL) != SQLITE_OK)
+        return elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
+    if (actor_id >= 0)
+        sqlite3_bind_int64(st, 3, actor_id);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
+    if (target >= 0)
+        sqlite3_bind_int64(st, 6, target);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_text(st, 7, details, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
+    int rc = ELO_OK;
+    if (sqlite3_step(st) != SQLITE_DONE)
         rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
-    } else {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
-        if (actor_id >= 0)
-            sqlite3_bind_int64(st, 3, actor_id);
-        else
-            sqlite3_bind_null(st, 3);
-        sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
-        if (target >= 0)
-            sqlite3_bind_int64(st, 6, target);
-        else
-            sqlite3_bind_null(st, 6);
-        sqlite3_bind_text(st, 7, details, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-    }
-    /* db.c's setting for everything else. */
-    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-    pthread_mutex_unlock(&s->db_lock);
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -422,8 +433,11 @@ static int catch_up_head(elo_server *s)
 {
     if (promote_pending(s) == ELO_OK)
         return ELO_OK;
-    if (access(s->pending_path, F_OK) == 0)
-        return elo_seterr(ELO_IO, "audit head still behind: %s", elo_errmsg());
+    if (access(s->pending_path, F_OK) == 0) {
+        char why[512];   /* elo_errmsg() is the buffer elo_seterr writes */
+        snprintf(why, sizeof why, "%s", elo_errmsg());
+        return elo_seterr(ELO_IO, "audit head still behind: %s", why);
+    }
     return write_head(s->head_path, s->audit_key, s->audit_count, s->audit_last);
 }
 
@@ -435,20 +449,78 @@ static int crash_point(elo_server *s, elo_audit_crash point)
     return elo_seterr(ELO_INTERNAL, "audit append stopped at test crash point %d", (int)point);
 }
 
-int elo__audit_append(elo_server *s, const elo_principal *actor, const char *action,
+/* Logs and counts an audited change that failed for want of its entry
+ * (the cause is in elo_errmsg()); returns `rc`. */
+static int audit_failed(const char *action, int rc)
+{
+    elo_metrics_count("elohim_audit_write_failures_total", NULL, 1);
+    if (action)
+        elo_error("serve: audit entry %s not written, its change rolled back: %s", action,
+                  elo_errmsg());
+    else
+        elo_error("serve: audit log not writable, change refused: %s", elo_errmsg());
+    return rc;
+}
+
+/* Ends the open transaction with `sql` (COMMIT or ROLLBACK), rolling back
+ * if a COMMIT fails and leaves it open, restores db.c's synchronous=NORMAL
+ * and releases db_lock. */
+static int end_txn(elo_server *s, const char *sql)
+{
+    int rc = ELO_OK;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = elo_seterr(ELO_SQL, "audit: %s: %s", sql, sqlite3_errmsg(s->db));
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->db_lock);
+    return rc;
+}
+
+int elo__audit_begin(elo_server *s)
+{
+    pthread_mutex_lock(&s->audit_lock);
+    if (s->audit_head_behind) {
+        int rc = catch_up_head(s);
+        if (rc < 0) {
+            pthread_mutex_unlock(&s->audit_lock);
+            return audit_failed(NULL, rc);
+        }
+        s->audit_head_behind = 0;
+    }
+    pthread_mutex_lock(&s->db_lock);
+    /* synchronous=FULL for this transaction alone: in WAL mode NORMAL lets
+     * a power loss take back a commit, and the head is renamed right after
+     * it. IMMEDIATE takes SQLite's write lock now, not halfway through. */
+    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = elo_seterr(ELO_SQL, "audit: BEGIN: %s", sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->db_lock);
+        pthread_mutex_unlock(&s->audit_lock);
+        return audit_failed(NULL, rc);
+    }
+    return ELO_OK;
+}
+
+void elo__audit_rollback(elo_server *s)
+{
+    if (end_txn(s, "ROLLBACK") < 0)
+        elo_error("serve: %s", elo_errmsg());
+    pthread_mutex_unlock(&s->audit_lock);
+}
+
+int elo__audit_commit(elo_server *s, const elo_principal *actor, const char *action,
                       int64_t target, json_t *details)
 {
     char ts[32];
     elo__utc_now(ts);
     json_t *d = details ? json_deep_copy(details) : json_object();
-    if (!d)
-        return ELO_NOMEM;
-    if (actor && actor->founder)
+    if (d && actor && actor->founder)
         json_object_set_new(d, "founder", json_true());
-    char *dtext = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    char *dtext = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(d);
-    if (!dtext)
-        return ELO_NOMEM;
     char actor_txt[32], target_txt[32];
     const char *actor_p = NULL, *target_p = NULL;
     const char *actor_name = actor ? actor->username : "system";
@@ -460,51 +532,74 @@ int elo__audit_append(elo_server *s, const elo_principal *actor, const char *act
         snprintf(target_txt, sizeof target_txt, "%lld", (long long)target);
         target_p = target_txt;
     }
-
-    pthread_mutex_lock(&s->audit_lock);
-    int rc = ELO_OK;
-    if (s->audit_head_behind) {
-        rc = catch_up_head(s);
-        if (rc < 0)
-            goto out;
-        s->audit_head_behind = 0;
-    }
     int64_t id = s->audit_count + 1;
     unsigned char mac[ELO_MAC_BYTES];
+    int rc;
+    if (!dtext) {
+        rc = elo_seterr(ELO_NOMEM, "audit details: out of memory");
+        goto rollback;
+    }
     entry_mac(s->audit_key, s->audit_last, id, ts, actor_p, actor_name, action, target_p, dtext,
               mac);
-    if ((rc = crash_point(s, ELO_AUDIT_CRASH_BEFORE_PENDING)) < 0)
-        goto out;
+    /* The row joins the caller's statements; nothing is durable yet. */
+    if (s->audit_fail)
+        rc = elo_seterr(ELO_IO, "audit_log: write failed (test fault)");
+    else
+        rc = insert_row(s, id, ts, actor ? actor->user_id : -1, actor_name, action, target,
+                        dtext, mac);
+    if (rc < 0 || (rc = crash_point(s, ELO_AUDIT_CRASH_BEFORE_PENDING)) < 0)
+        goto rollback;
     /* 1. The head this append will end at, durable before the row is. */
     rc = write_head(s->pending_path, s->audit_key, id, mac);
     if (rc < 0 || (rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_PENDING)) < 0)
-        goto out;
-    /* 2. The row. On failure the pending head stays: a failed commit may
-     * still have reached the WAL, and the next start settles it either
-     * way; the next append overwrites it. */
-    if ((rc = insert_row(s, id, ts, actor ? actor->user_id : -1, actor_name, action, target,
-                         dtext, mac)) < 0 ||
+        goto rollback;
+    /* 2. The caller's change and the row commit together. On failure the
+     * pending head stays: a failed commit may still have reached the WAL,
+     * and the next start settles it either way; the next append overwrites
+     * it. */
+    if ((rc = end_txn(s, "COMMIT")) < 0 ||
         (rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_COMMIT)) < 0)
         goto out;
     /* The row is in: the chain moves on whatever happens to the head, so
      * the next append does not reuse the id. */
     s->audit_count = id;
     memcpy(s->audit_last, mac, ELO_MAC_BYTES);
-    /* 3. The pending head becomes the head. */
+    /* 3. The pending head becomes the head. If that fails, the change and
+     * its row stand (a start would promote the pending head, as after a
+     * crash here) and the next append retries it first; the failure is
+     * logged and counted, but the change succeeded. */
+    int head_rc;
     if (rename(s->pending_path, s->head_path) != 0) {
-        rc = elo_seterr(ELO_IO, "%s: rename: %s", s->pending_path, strerror(errno));
+        head_rc = elo_seterr(ELO_IO, "%s: rename: %s", s->pending_path, strerror(errno));
         s->audit_head_behind = 1;
     } else {
-        rc = elo_fsync_dir_of(s->head_path);
+        head_rc = elo_fsync_dir_of(s->head_path);
     }
-    if (rc < 0)
-        elo_error("serve: audit head not written: %s", elo_errmsg());
-    else
+    if (head_rc < 0) {
+        elo_metrics_count("elohim_audit_write_failures_total", NULL, 1);
+        elo_error("serve: audit head not written (entry %lld stands): %s", (long long)id,
+                  elo_errmsg());
+    } else {
         rc = crash_point(s, ELO_AUDIT_CRASH_AFTER_RENAME);
+    }
+    goto out;
+rollback:
+    end_txn(s, "ROLLBACK");
 out:
     pthread_mutex_unlock(&s->audit_lock);
     free(dtext);
+    if (rc < 0 && s->audit_crash_at == ELO_AUDIT_CRASH_NONE)
+        audit_failed(action, rc);
     return rc;
+}
+
+int elo__audit_append(elo_server *s, const elo_principal *actor, const char *action,
+                      int64_t target, json_t *details)
+{
+    int rc = elo__audit_begin(s);
+    if (rc < 0)
+        return rc;
+    return elo__audit_commit(s, actor, action, target, details);
 }
 
 int elo_audit_verify(const char *data_dir, int64_t *entries, int64_t *bad_id)

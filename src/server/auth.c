@@ -122,7 +122,6 @@ int elo__session_create(elo_server *s, int64_t user_id, int founder,
     elo__token_hash(token, th);
     int64_t now = (int64_t)(elo_wall_time_ms() / 1000);
     int rc = ELO_OK;
-    pthread_mutex_lock(&s->db_lock);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO sessions(token_hash,user_id,founder,created_at,expires_at)"
@@ -147,7 +146,6 @@ int elo__session_create(elo_server *s, int64_t user_id, int founder,
         sqlite3_step(del);
         sqlite3_finalize(del);
     }
-    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 
@@ -232,7 +230,6 @@ int elo__session_lookup(elo_server *s, elo_req *req, elo_principal *p)
 int elo__session_delete(elo_server *s, const char *token_hash)
 {
     int rc = ELO_OK;
-    pthread_mutex_lock(&s->db_lock);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "DELETE FROM sessions WHERE token_hash=?", -1, &st, NULL) ==
         SQLITE_OK) {
@@ -243,7 +240,6 @@ int elo__session_delete(elo_server *s, const char *token_hash)
     } else {
         rc = elo_seterr(ELO_SQL, "sessions: %s", sqlite3_errmsg(s->db));
     }
-    pthread_mutex_unlock(&s->db_lock);
     return rc;
 }
 

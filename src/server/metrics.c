@@ -143,6 +143,9 @@ static void add_builtins(void)
                "engine", 1, sql_b, (int)ELO_ARRAY_LEN(sql_b));
     add_family("elohim_sql_queries_total", "SQL queries by engine.", "engine", 0, NULL, 0);
     add_family("elohim_login_failures_total", "Failed logins by reason.", "reason", 0, NULL, 0);
+    add_family("elohim_audit_write_failures_total",
+               "Audit entries that could not be written (the change was refused).", "", 0, NULL,
+               0);
 }
 
 int elo_metrics_register_counter(const char *name, const char *help, const char *labels)

@@ -5,17 +5,31 @@
  * Every route names what it needs (nothing, a session, or a permission);
  * the router checks authentication (401) and authorization (403) before a
  * handler reads the body, so an anonymous client learns nothing about the
- * body a route expects. Handlers that change users or permissions write an
- * audit entry after the change; the audit lock is never taken while the
- * database lock is held. */
+ * body a route expects.
+ *
+ * Audited changes fail closed: a handler that changes state runs its
+ * statements between elo__audit_begin() and elo__audit_commit(), so that
+ * the change and its audit entry commit in one transaction; when the entry
+ * cannot be written the change is rolled back and the answer is 503
+ * audit_unavailable. Setup step 3's settings.json, a file, is written
+ * inside that transaction and put back if the commit fails. Two audited
+ * events are decided otherwise: a failed login changes nothing, but while
+ * its entry cannot be written it answers 503 like a right password would
+ * (a 401 next to a 503 would tell a guesser which password is right); a
+ * logout ends the session even when its entry cannot be written, since
+ * refusing it would keep a credential alive (logged and counted). Nothing
+ * that takes db_lock itself (elo__has_perm, elo__session_lookup) runs
+ * inside an audited change. */
 #include "server-impl.h"
 
 #include "elohim/backend.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef ELOHIM_VERSION
 #define ELOHIM_VERSION "0.1.0"
@@ -77,6 +91,14 @@ static void internal_error(ctx *c, const char *what)
 {
     elo_error("serve: %s: %s", what, elo_errmsg());
     elo__resp_error(c->resp, 500, "internal", "internal error");
+}
+
+/* The change's audit entry could not be written: audit.c rolled the change
+ * back, logged the cause and counted it. */
+static void audit_unavailable(ctx *c)
+{
+    elo__resp_error(c->resp, 503, "audit_unavailable",
+                    "the audit log cannot be written, so nothing was changed; try again later");
 }
 
 static int principal_rank(const elo_principal *p)
@@ -238,7 +260,10 @@ static void h_setup_step1(ctx *c)
     elo__utc_now(now);
     int64_t id = 0;
     int conflict = 0;
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     if (count_rows(s, "SELECT count(*) FROM users", INT64_MIN) != 0) {
         conflict = 1;
     } else {
@@ -257,26 +282,27 @@ static void h_setup_step1(ctx *c)
             sqlite3_finalize(st);
         }
     }
-    pthread_mutex_unlock(&s->db_lock);
-    if (conflict) {
-        elo__resp_error(c->resp, 409, "already_done", "the first administrator already exists");
-        return;
-    }
-    if (id <= 0) {
-        internal_error(c, "setup step1");
-        return;
-    }
     char token[2 * ELO_TOKEN_BYTES + 1];
-    if (elo__session_create(s, id, 0, token) < 0) {
-        internal_error(c, "setup step1 session");
+    if (conflict || id <= 0 || elo__session_create(s, id, 0, token) < 0) {
+        elo__audit_rollback(s);
+        if (conflict)
+            elo__resp_error(c->resp, 409, "already_done",
+                            "the first administrator already exists");
+        else
+            internal_error(c, "setup step1");
         return;
     }
     elo_principal admin = {.authenticated = 1, .user_id = id};
     snprintf(admin.username, sizeof admin.username, "%s", username);
     snprintf(admin.role, sizeof admin.role, "super_admin");
     json_t *d = json_pack("{s:s,s:s}", "username", username, "role", "super_admin");
-    elo__audit_append(s, &admin, "SETUP_ADMIN_CREATED", id, d);
+    int rc = elo__audit_commit(s, &admin, "SETUP_ADMIN_CREATED", id, d);
     json_decref(d);
+    if (rc < 0) {
+        sodium_memzero(token, sizeof token);
+        audit_unavailable(c);
+        return;
+    }
     set_session_cookie(c->resp, token, s->cfg.session_ttl_s);
     json_t *o = json_pack("{s:s,s:o,s:i}", "token", token, "user",
                           user_json(id, username, "super_admin"), "step", 2);
@@ -300,15 +326,21 @@ static void h_setup_step2(ctx *c)
         internal_error(c, "setup step2");
         return;
     }
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     int rc = elo__setting_set(s, "founder.hash", hash);
     int step = setup_step(s);
-    pthread_mutex_unlock(&s->db_lock);
     if (rc < 0) {
+        elo__audit_rollback(s);
         internal_error(c, "setup step2");
         return;
     }
-    elo__audit_append(s, c->who, "SETUP_FOUNDER_PASSWORD_SET", -1, NULL);
+    if (elo__audit_commit(s, c->who, "SETUP_FOUNDER_PASSWORD_SET", -1, NULL) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     elo__resp_json(c->resp, 200, json_pack("{s:b,s:i}", "founder_password_set", 1, "step", step));
 }
 
@@ -326,6 +358,24 @@ static int write_settings_file(elo_server *s, const int values[4])
     return rc;
 }
 
+/* Puts settings.json back as it was before a step 3 whose audit entry could
+ * not be written: `old` (len bytes), or no file when `old` is NULL. Setup
+ * steps come from the one administrator of step 1, one at a time, so no
+ * other step 3 writes the file between the failed commit and this. */
+static void restore_settings_file(elo_server *s, const char *old, size_t len)
+{
+    int rc;
+    if (old)
+        rc = elo_write_file_atomic(s->settings_path, old, len);
+    else if (unlink(s->settings_path) == 0 || errno == ENOENT)
+        rc = elo_fsync_dir_of(s->settings_path);
+    else
+        rc = elo_seterr(ELO_IO, "%s: unlink: %s", s->settings_path, strerror(errno));
+    if (rc < 0)
+        elo_error("serve: settings.json not put back after a refused setup step 3: %s",
+                  elo_errmsg());
+}
+
 static void h_setup_step3(ctx *c)
 {
     elo_server *s = c->s;
@@ -337,32 +387,55 @@ static void h_setup_step3(ctx *c)
             elo__resp_error(c->resp, 400, "bad_request", "%s", c->err);
             return;
         }
-    pthread_mutex_lock(&s->db_lock);
-    int step = setup_step(s);
-    pthread_mutex_unlock(&s->db_lock);
-    if (step < 3) {
-        elo__resp_error(c->resp, 409, "setup_order", "finish step %d first", step);
-        return;
-    }
-    if (write_settings_file(s, values) < 0) {
-        internal_error(c, "setup step3 settings.json");
-        return;
-    }
     json_t *d = json_object();
     for (int i = 0; i < 4; i++)
         json_object_set_new(d, pref_keys[i], json_boolean(values[i]));
     char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
-    pthread_mutex_lock(&s->db_lock);
-    int rc = text ? elo__setting_set(s, "setup.preferences", text) : ELO_NOMEM;
-    step = setup_step(s);
-    pthread_mutex_unlock(&s->db_lock);
-    free(text);
-    if (rc < 0) {
+    if (!text) {
         json_decref(d);
+        elo_seterr(ELO_NOMEM, "out of memory");
         internal_error(c, "setup step3");
         return;
     }
-    elo__audit_append(s, c->who, "SETUP_PREFERENCES_SAVED", -1, d);
+    if (elo__audit_begin(s) < 0) {
+        free(text);
+        json_decref(d);
+        audit_unavailable(c);
+        return;
+    }
+    int step = setup_step(s);
+    char *old = NULL;
+    size_t old_len = 0;
+    int rc = step < 3 ? ELO_OK : elo__setting_set(s, "setup.preferences", text);
+    free(text);
+    /* The file is written inside the transaction and put back if the
+     * commit fails, so that it changes only together with its entry. */
+    if (step >= 3 && rc == ELO_OK) {
+        rc = elo_read_file(s->settings_path, 1 << 20, &old, &old_len);
+        if (rc == ELO_NOTFOUND)
+            rc = ELO_OK;
+        if (rc == ELO_OK)
+            rc = write_settings_file(s, values);
+    }
+    if (step < 3 || rc < 0) {
+        elo__audit_rollback(s);
+        if (step < 3)
+            elo__resp_error(c->resp, 409, "setup_order", "finish step %d first", step);
+        else
+            internal_error(c, "setup step3");
+        elo_free(old);
+        json_decref(d);
+        return;
+    }
+    step = setup_step(s);
+    if (elo__audit_commit(s, c->who, "SETUP_PREFERENCES_SAVED", -1, d) < 0) {
+        restore_settings_file(s, old, old_len);
+        elo_free(old);
+        json_decref(d);
+        audit_unavailable(c);
+        return;
+    }
+    elo_free(old);
     json_t *o = json_pack("{s:O,s:i}", "preferences", d, "step", step);
     json_decref(d);
     elo__resp_json(c->resp, 200, o);
@@ -373,25 +446,34 @@ static void h_setup_complete(ctx *c)
     elo_server *s = c->s;
     if (!setup_guard(c, 1))
         return;
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
+    char v[8];
     int step = setup_step(s);
-    int rc = ELO_OK;
-    if (step == 4)
-        rc = elo__setting_set(s, "setup.complete", "1");
-    if (step == 4 && rc == ELO_OK) {
-        atomic_store(&s->setup_complete, 1);
-        sodium_memzero(s->setup_token, sizeof s->setup_token);
+    if (step == 4 && elo__setting_get(s, "setup.complete", v, sizeof v) == ELO_OK)
+        step = 0;   /* a concurrent call completed it */
+    int rc = step == 4 ? elo__setting_set(s, "setup.complete", "1") : ELO_OK;
+    if (step != 4 || rc < 0) {
+        elo__audit_rollback(s);
+        if (step == 0)
+            elo__resp_error(c->resp, 409, "setup_complete", "setup is already complete");
+        else if (step != 4)
+            elo__resp_error(c->resp, 409, "setup_order", "finish step %d first", step);
+        else
+            internal_error(c, "setup complete");
+        return;
     }
+    if (elo__audit_commit(s, c->who, "SETUP_COMPLETED", -1, NULL) < 0) {
+        audit_unavailable(c);
+        return;
+    }
+    /* Committed: the token goes, under db_lock as setup_guard reads it. */
+    pthread_mutex_lock(&s->db_lock);
+    atomic_store(&s->setup_complete, 1);
+    sodium_memzero(s->setup_token, sizeof s->setup_token);
     pthread_mutex_unlock(&s->db_lock);
-    if (step != 4) {
-        elo__resp_error(c->resp, 409, "setup_order", "finish step %d first", step);
-        return;
-    }
-    if (rc < 0) {
-        internal_error(c, "setup complete");
-        return;
-    }
-    elo__audit_append(s, c->who, "SETUP_COMPLETED", -1, NULL);
     elo_info("serve: setup complete");
     elo__resp_json(c->resp, 200, json_pack("{s:b,s:i}", "setup_required", 0, "step", 0));
 }
@@ -471,23 +553,40 @@ static void h_login(ctx *c)
                               c->req->ip ? c->req->ip : "");
         if (founder)
             json_object_set_new(d, "founder_attempt", json_true());
-        elo__audit_append(s, NULL, "LOGIN_FAILED", exists && !founder ? id : -1, d);
+        int rc = elo__audit_append(s, NULL, "LOGIN_FAILED", exists && !founder ? id : -1, d);
         json_decref(d);
-        elo__resp_error(c->resp, 401, "invalid_credentials", "wrong username or password");
-        return;
-    }
-    elo__rl_reset(&s->rl, ukey);
-    char token[2 * ELO_TOKEN_BYTES + 1];
-    if (elo__session_create(s, founder ? 0 : id, founder, token) < 0) {
-        internal_error(c, "login session");
+        /* Unrecorded, it still counts against the back-off above; it
+         * answers as a right password would now, not 401 (module
+         * comment). */
+        if (rc < 0)
+            audit_unavailable(c);
+        else
+            elo__resp_error(c->resp, 401, "invalid_credentials", "wrong username or password");
         return;
     }
     elo_principal who = {.authenticated = 1, .user_id = founder ? 0 : id, .founder = founder};
     snprintf(who.username, sizeof who.username, "%s", username);
     snprintf(who.role, sizeof who.role, "%s", founder ? "super_admin" : role);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
+    char token[2 * ELO_TOKEN_BYTES + 1];
+    if (elo__session_create(s, founder ? 0 : id, founder, token) < 0) {
+        elo__audit_rollback(s);
+        internal_error(c, "login session");
+        return;
+    }
     json_t *d = json_pack("{s:s}", "ip", c->req->ip ? c->req->ip : "");
-    elo__audit_append(s, &who, founder ? "FOUNDER_LOGIN" : "LOGIN_OK", founder ? -1 : id, d);
+    int rc = elo__audit_commit(s, &who, founder ? "FOUNDER_LOGIN" : "LOGIN_OK",
+                               founder ? -1 : id, d);
     json_decref(d);
+    if (rc < 0) {
+        sodium_memzero(token, sizeof token);
+        audit_unavailable(c);
+        return;
+    }
+    elo__rl_reset(&s->rl, ukey);
     if (founder)
         elo_warn("serve: founder (break-glass) login from %s", c->req->ip ? c->req->ip : "?");
     set_session_cookie(c->resp, token, s->cfg.session_ttl_s);
@@ -499,13 +598,34 @@ static void h_login(ctx *c)
     elo__resp_json(c->resp, 200, o);
 }
 
+/* Fails open on purpose (module comment): without its entry the session
+ * still ends. */
 static void h_logout(ctx *c)
 {
-    if (elo__session_delete(c->s, c->who->token_hash) < 0) {
-        internal_error(c, "logout");
-        return;
+    elo_server *s = c->s;
+    int64_t target = c->who->founder ? -1 : c->who->user_id;
+    int rc;
+    if (elo__audit_begin(s) == ELO_OK) {
+        if ((rc = elo__session_delete(s, c->who->token_hash)) < 0) {
+            elo__audit_rollback(s);
+            internal_error(c, "logout");
+            return;
+        }
+        rc = elo__audit_commit(s, c->who, "LOGOUT", target, NULL);
+    } else {
+        rc = ELO_IO;
     }
-    elo__audit_append(c->s, c->who, "LOGOUT", c->who->founder ? -1 : c->who->user_id, NULL);
+    if (rc < 0) {
+        pthread_mutex_lock(&s->db_lock);
+        rc = elo__session_delete(s, c->who->token_hash);
+        pthread_mutex_unlock(&s->db_lock);
+        if (rc < 0) {
+            internal_error(c, "logout");
+            return;
+        }
+        elo_error("serve: session of %s ended without its LOGOUT audit entry",
+                  c->who->username);
+    }
     set_session_cookie(c->resp, NULL, 0);
     elo__resp_json(c->resp, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -582,7 +702,10 @@ static void h_users_create(ctx *c)
     elo__utc_now(now);
     int64_t id = 0;
     int dup = 0;
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO users(username,pw_hash,role,created_at) VALUES(?,?,?,?)",
@@ -599,19 +722,24 @@ static void h_users_create(ctx *c)
         else
             elo_seterr(ELO_SQL, "users: %s", sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
-    }
-    pthread_mutex_unlock(&s->db_lock);
-    if (dup) {
-        elo__resp_error(c->resp, 409, "exists", "a user with that name exists");
-        return;
+    } else {
+        elo_seterr(ELO_SQL, "users: %s", sqlite3_errmsg(s->db));
     }
     if (id <= 0) {
-        internal_error(c, "create user");
+        elo__audit_rollback(s);
+        if (dup)
+            elo__resp_error(c->resp, 409, "exists", "a user with that name exists");
+        else
+            internal_error(c, "create user");
         return;
     }
     json_t *d = json_pack("{s:s,s:s}", "username", username, "role", role);
-    elo__audit_append(s, c->who, "USER_CREATED", id, d);
+    int rc = elo__audit_commit(s, c->who, "USER_CREATED", id, d);
     json_decref(d);
+    if (rc < 0) {
+        audit_unavailable(c);
+        return;
+    }
     elo__resp_json(c->resp, 201, user_json(id, username, role));
 }
 
@@ -647,14 +775,20 @@ static void h_user_role(ctx *c)
         return;
     }
     user_row u;
-    int outcome = 0;   /* 0 ok, 1 missing, 2 above, 3 last super_admin, 4 error */
-    pthread_mutex_lock(&s->db_lock);
+    int outcome = 0;   /* 0 changed, 1 missing, 2 above, 3 last super_admin, 4 error,
+                        * 5 unchanged */
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     if (load_user(s, id, &u) < 0)
         outcome = 4;
     else if (!u.found)
         outcome = 1;
     else if (elo__role_rank(u.role) > principal_rank(c->who))
         outcome = 2;
+    else if (!strcmp(u.role, role))
+        outcome = 5;
     else if (!strcmp(u.role, "super_admin") && strcmp(role, "super_admin") != 0 &&
              count_rows(s, "SELECT count(*) FROM users WHERE role='super_admin'", INT64_MIN) <= 1)
         outcome = 3;
@@ -672,7 +806,17 @@ static void h_user_role(ctx *c)
         if (outcome == 4)
             elo_seterr(ELO_SQL, "users: %s", sqlite3_errmsg(s->db));
     }
-    pthread_mutex_unlock(&s->db_lock);
+    if (outcome == 0) {
+        json_t *d = json_pack("{s:s,s:s,s:s}", "username", u.username, "from", u.role, "to", role);
+        int rc = elo__audit_commit(s, c->who, "ROLE_CHANGED", id, d);
+        json_decref(d);
+        if (rc < 0) {
+            audit_unavailable(c);
+            return;
+        }
+    } else {
+        elo__audit_rollback(s);   /* refused, or the same role: nothing to record */
+    }
     switch (outcome) {
     case 1: elo__resp_error(c->resp, 404, "not_found", "no such user"); return;
     case 2: may_manage(c, u.role); return;
@@ -681,11 +825,6 @@ static void h_user_role(ctx *c)
         return;
     case 4: internal_error(c, "change role"); return;
     default: break;
-    }
-    if (strcmp(u.role, role) != 0) {
-        json_t *d = json_pack("{s:s,s:s,s:s}", "username", u.username, "from", u.role, "to", role);
-        elo__audit_append(s, c->who, "ROLE_CHANGED", id, d);
-        json_decref(d);
     }
     elo__resp_json(c->resp, 200, user_json(id, u.username, role));
 }
@@ -716,7 +855,10 @@ static void h_user_grant(ctx *c)
     user_row u;
     int changed = 0, err = 0;
     json_t *grants = NULL;
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     err = load_user(s, id, &u) < 0;
     if (!err && u.found && elo__role_rank(u.role) <= principal_rank(c->who)) {
         sqlite3_stmt *st;
@@ -738,7 +880,18 @@ static void h_user_grant(ctx *c)
             elo_seterr(ELO_SQL, "permissions: %s", sqlite3_errmsg(s->db));
         grants = grants_of(s, id);
     }
-    pthread_mutex_unlock(&s->db_lock);
+    if (!err && changed) {
+        json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
+        int rc = elo__audit_commit(s, c->who, "PERMISSION_GRANTED", id, d);
+        json_decref(d);
+        if (rc < 0) {
+            json_decref(grants);
+            audit_unavailable(c);
+            return;
+        }
+    } else {
+        elo__audit_rollback(s);   /* refused, or held already: nothing to record */
+    }
     if (err) {
         json_decref(grants);
         internal_error(c, "grant");
@@ -751,11 +904,6 @@ static void h_user_grant(ctx *c)
     if (!grants) {
         may_manage(c, u.role);
         return;
-    }
-    if (changed) {
-        json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
-        elo__audit_append(s, c->who, "PERMISSION_GRANTED", id, d);
-        json_decref(d);
     }
     elo__resp_json(c->resp, 200,
                    json_pack("{s:I,s:o,s:b}", "id", (json_int_t)id, "permissions", grants,
@@ -775,7 +923,10 @@ static void h_user_revoke(ctx *c)
     }
     user_row u;
     int err = 0, removed = 0, allowed = 0;
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     err = load_user(s, id, &u) < 0;
     if (!err && u.found && elo__role_rank(u.role) <= principal_rank(c->who)) {
         allowed = 1;
@@ -793,7 +944,17 @@ static void h_user_revoke(ctx *c)
         if (err)
             elo_seterr(ELO_SQL, "permissions: %s", sqlite3_errmsg(s->db));
     }
-    pthread_mutex_unlock(&s->db_lock);
+    if (!err && removed) {
+        json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
+        int rc = elo__audit_commit(s, c->who, "PERMISSION_REVOKED", id, d);
+        json_decref(d);
+        if (rc < 0) {
+            audit_unavailable(c);
+            return;
+        }
+    } else {
+        elo__audit_rollback(s);   /* refused, or not granted: nothing to record */
+    }
     if (err) {
         internal_error(c, "revoke");
         return;
@@ -815,9 +976,6 @@ static void h_user_revoke(ctx *c)
             elo__resp_error(c->resp, 404, "not_granted", "the user does not hold that grant");
         return;
     }
-    json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
-    elo__audit_append(s, c->who, "PERMISSION_REVOKED", id, d);
-    json_decref(d);
     elo__resp_json(c->resp, 200, json_pack("{s:I,s:s,s:b}", "id", (json_int_t)id, "revoked", perm,
                                            "changed", 1));
 }
@@ -830,7 +988,10 @@ static void h_user_delete(ctx *c)
         return;
     user_row u;
     int outcome = 0;   /* 0 ok, 1 missing, 2 above, 3 last, 4 error */
-    pthread_mutex_lock(&s->db_lock);
+    if (elo__audit_begin(s) < 0) {
+        audit_unavailable(c);
+        return;
+    }
     if (load_user(s, id, &u) < 0)
         outcome = 4;
     else if (!u.found)
@@ -842,9 +1003,8 @@ static void h_user_delete(ctx *c)
         outcome = 3;
     else {
         static const char *const sqls[] = {
-            "BEGIN", "DELETE FROM permissions WHERE user_id=?1",
-            "DELETE FROM sessions WHERE user_id=?1 AND founder=0", "DELETE FROM users WHERE id=?1",
-            "COMMIT"};
+            "DELETE FROM permissions WHERE user_id=?1",
+            "DELETE FROM sessions WHERE user_id=?1 AND founder=0", "DELETE FROM users WHERE id=?1"};
         for (size_t i = 0; i < ELO_ARRAY_LEN(sqls) && outcome == 0; i++) {
             sqlite3_stmt *st;
             if (sqlite3_prepare_v2(s->db, sqls[i], -1, &st, NULL) != SQLITE_OK) {
@@ -857,12 +1017,20 @@ static void h_user_delete(ctx *c)
                 outcome = 4;
             sqlite3_finalize(st);
         }
-        if (outcome == 4) {
+        if (outcome == 4)
             elo_seterr(ELO_SQL, "delete user: %s", sqlite3_errmsg(s->db));
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        }
     }
-    pthread_mutex_unlock(&s->db_lock);
+    if (outcome == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "username", u.username, "role", u.role);
+        int rc = elo__audit_commit(s, c->who, "USER_DELETED", id, d);
+        json_decref(d);
+        if (rc < 0) {
+            audit_unavailable(c);
+            return;
+        }
+    } else {
+        elo__audit_rollback(s);
+    }
     switch (outcome) {
     case 1: elo__resp_error(c->resp, 404, "not_found", "no such user"); return;
     case 2: may_manage(c, u.role); return;
@@ -872,9 +1040,6 @@ static void h_user_delete(ctx *c)
     case 4: internal_error(c, "delete user"); return;
     default: break;
     }
-    json_t *d = json_pack("{s:s,s:s}", "username", u.username, "role", u.role);
-    elo__audit_append(s, c->who, "USER_DELETED", id, d);
-    json_decref(d);
     elo__resp_json(c->resp, 200, json_pack("{s:I}", "deleted", (json_int_t)id));
 }
 

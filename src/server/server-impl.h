@@ -94,6 +94,8 @@ struct elo_server {
     unsigned char audit_last[ELO_MAC_BYTES];
     int audit_head_behind;          /* the last append's head rename failed */
     elo_audit_crash audit_crash_at; /* test hook; ELO_AUDIT_CRASH_NONE */
+    int audit_fail;                 /* test hook: every entry fails to insert
+                                     * (ELO_IO, as a full disk); 0 */
     char setup_token[2 * ELO_TOKEN_BYTES + 1]; /* "" once setup is complete */
     atomic_int setup_complete;
     struct MHD_Daemon *daemon;
@@ -203,19 +205,40 @@ int elo__password_verify(elo_server *s, const char *hash, const char *password);
 /* New random token (hex) and its stored hash (hex BLAKE2b-256). */
 void elo__token_new(char token[2 * ELO_TOKEN_BYTES + 1]);
 void elo__token_hash(const char *token, char out[2 * ELO_MAC_BYTES + 1]);
-/* Creates a session; `token` receives the bearer token. */
+/* Creates a session; `token` receives the bearer token. The caller holds
+ * db_lock (inside an audited change: the session and its entry commit
+ * together). */
 int elo__session_create(elo_server *s, int64_t user_id, int founder,
                         char token[2 * ELO_TOKEN_BYTES + 1]);
 /* Looks up the session of a request (Bearer header or cookie). */
 int elo__session_lookup(elo_server *s, elo_req *req, elo_principal *p);
+/* Deletes a session; the caller holds db_lock. */
 int elo__session_delete(elo_server *s, const char *token_hash);
 
 /* ---- audit --------------------------------------------------------------- */
 
 /* Loads or creates the key and the head; checks the head against the log. */
 int elo__audit_open(elo_server *s);
-/* Appends an entry (actor may be NULL: the system); target < 0 = none;
- * `details` is a JSON object (borrowed) or NULL. */
+/* An audited change (audit.c DESIGN): its statements and its entry commit
+ * in one transaction, or neither does.
+ *   elo__audit_begin() takes audit_lock and db_lock and opens the
+ *   transaction; on error (a chain head that cannot be caught up, a
+ *   database that cannot begin) it returns a negative status, logged and
+ *   counted, with nothing held.
+ *   Then the caller's statements, db_lock held (nothing that takes
+ *   db_lock itself: elo__has_perm, elo__session_lookup).
+ *   elo__audit_commit() appends the entry (actor may be NULL: the system;
+ *   target < 0 = none; `details` a JSON object, borrowed, or NULL) and
+ *   commits; on error the whole transaction is rolled back, the cause
+ *   logged at error level and counted in elohim_audit_write_failures_total,
+ *   and a negative status returned. Either way both locks are released.
+ *   elo__audit_rollback() undoes the caller's statements (a refused
+ *   request, or one that changed nothing) and releases both locks. */
+int elo__audit_begin(elo_server *s);
+int elo__audit_commit(elo_server *s, const elo_principal *actor, const char *action,
+                      int64_t target, json_t *details);
+void elo__audit_rollback(elo_server *s);
+/* An entry with no change of its own: begin + commit. */
 int elo__audit_append(elo_server *s, const elo_principal *actor, const char *action,
                       int64_t target, json_t *details);
 

@@ -3,7 +3,10 @@
  * swapped key) is caught with the first bad entry named; a server will not
  * open a tampered log. An append stopped at each of its crash points
  * (test hook s->audit_crash_at) is settled at the next start, and a
- * pending head that does not fit is reported as tampering. */
+ * pending head that does not fit is reported as tampering. An audited
+ * change commits with its entry or not at all: with the entry's insert
+ * failing (test hook s->audit_fail), its pending head unwritable, or a
+ * crash at each point, the change is there exactly when the entry is. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -428,8 +431,9 @@ static void test_pending_not_one_ahead(void **state)
     assert_int_equal(elo_server_open(&cfg, &s), ELO_CORRUPT);
 }
 
-/* A head rename that fails leaves the row in; the next append first puts
- * the head in place, then goes on. */
+/* A head rename that fails leaves the row in (the append succeeds); the
+ * next append first puts the head in place, and is refused while it
+ * cannot; then it goes on. */
 static void test_head_rename_fails(void **state)
 {
     fixture *f = *state;
@@ -443,9 +447,12 @@ static void test_head_rename_fails(void **state)
     snprintf(inside, sizeof inside, "%s/x", blocker);
     assert_int_equal(mkdir(inside, 0700), 0);
     snprintf(s->head_path, sizeof s->head_path, "%s", blocker);
+    assert_int_equal(append_one(s), ELO_OK);
+    assert_int_equal(s->audit_count, 3);
+    assert_true(s->audit_head_behind);
+    assert_true(exists(f, "audit.head.pending"));
     assert_int_equal(append_one(s), ELO_IO);
     assert_int_equal(s->audit_count, 3);
-    assert_true(exists(f, "audit.head.pending"));
     snprintf(s->head_path, sizeof s->head_path, "%s", real_head);
     assert_int_equal(append_one(s), ELO_OK);
     elo_server_free(s);
@@ -454,6 +461,110 @@ static void test_head_rename_fails(void **state)
     int64_t n, bad;
     assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
     assert_int_equal(n, 4);
+}
+
+/* ---- audited changes ---------------------------------------------------------- */
+
+/* One audited change: a settings row `key` and its entry. */
+static int audited_change(elo_server *s, const char *key)
+{
+    int rc = elo__audit_begin(s);
+    if (rc < 0)
+        return rc;
+    assert_int_equal(elo__setting_set(s, key, "1"), ELO_OK);
+    json_t *d = json_pack("{s:s}", "key", key);
+    rc = elo__audit_commit(s, NULL, "SETUP_COMPLETED", -1, d);
+    json_decref(d);
+    return rc;
+}
+
+static int has_setting(elo_server *s, const char *key)
+{
+    char v[8];
+    pthread_mutex_lock(&s->db_lock);
+    int rc = elo__setting_get(s, key, v, sizeof v);
+    pthread_mutex_unlock(&s->db_lock);
+    return rc == ELO_OK;
+}
+
+static void assert_verifies(fixture *f, int64_t want)
+{
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(f->data, &n, &bad), ELO_OK);
+    assert_int_equal(n, want);
+}
+
+/* The entry cannot be inserted (the test hook, as a full disk would): the
+ * change is rolled back with it, and goes through once the log works. */
+static void test_change_fails_with_entry(void **state)
+{
+    fixture *f = *state;
+    make_log(f, 2);
+    elo_server *s = open_server(f);
+    s->audit_fail = 1;
+    assert_int_equal(audited_change(s, "t.a"), ELO_IO);
+    assert_false(has_setting(s, "t.a"));
+    assert_int_equal(s->audit_count, 2);
+    assert_false(exists(f, "audit.head.pending"));
+    /* a refusal leaves both locks free and no transaction open */
+    assert_int_equal(pthread_mutex_trylock(&s->audit_lock), 0);
+    pthread_mutex_unlock(&s->audit_lock);
+    assert_int_equal(pthread_mutex_trylock(&s->db_lock), 0);
+    assert_true(sqlite3_get_autocommit(s->db));
+    pthread_mutex_unlock(&s->db_lock);
+    s->audit_fail = 0;
+    assert_int_equal(audited_change(s, "t.a"), ELO_OK);
+    assert_true(has_setting(s, "t.a"));
+    elo_server_free(s);
+    assert_verifies(f, 3);
+}
+
+/* A real I/O failure: the pending head cannot be written. */
+static void test_change_fails_with_pending_head(void **state)
+{
+    fixture *f = *state;
+    make_log(f, 2);
+    elo_server *s = open_server(f);
+    char real_pending[sizeof s->pending_path];
+    snprintf(real_pending, sizeof real_pending, "%s", s->pending_path);
+    snprintf(s->pending_path, sizeof s->pending_path, "%s/missing/audit.head.pending", f->dir);
+    assert_int_equal(audited_change(s, "t.b"), ELO_IO);
+    assert_false(has_setting(s, "t.b"));
+    assert_int_equal(s->audit_count, 2);
+    snprintf(s->pending_path, sizeof s->pending_path, "%s", real_pending);
+    assert_int_equal(audited_change(s, "t.b"), ELO_OK);
+    assert_true(has_setting(s, "t.b"));
+    elo_server_free(s);
+    assert_verifies(f, 3);
+}
+
+/* A crash at each point: after the next start the change is there exactly
+ * when its entry is. */
+static void test_change_crash_points(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        elo_audit_crash point;
+        int committed;
+    } cases[] = {{ELO_AUDIT_CRASH_BEFORE_PENDING, 0}, {ELO_AUDIT_CRASH_AFTER_PENDING, 0},
+                 {ELO_AUDIT_CRASH_AFTER_COMMIT, 1},   {ELO_AUDIT_CRASH_AFTER_RENAME, 1}};
+    make_log(f, 2);
+    int64_t entries = 2;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "t.crash%zu", i);
+        elo_server *s = open_server(f);
+        s->audit_crash_at = cases[i].point;
+        assert_int_equal(audited_change(s, key), ELO_INTERNAL);
+        elo_server_free(s);
+        entries += cases[i].committed;
+        s = open_server(f);
+        assert_int_equal(s->audit_count, entries);
+        assert_int_equal(has_setting(s, key), cases[i].committed);
+        assert_false(exists(f, "audit.head.pending"));
+        elo_server_free(s);
+        assert_verifies(f, entries);
+    }
 }
 
 int main(void)
@@ -476,6 +587,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_forged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_not_one_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_rename_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_fails_with_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_fails_with_pending_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

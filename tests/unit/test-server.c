@@ -1,7 +1,9 @@
 /* test-server.c - unit tests of the server's parts without sockets: the
  * metrics registry and its text format, JSON body helpers, usernames,
  * static path resolution, the failed-login back-off, roles, configuration,
- * settings, and the router driven with in-memory requests. */
+ * settings, and the router driven with in-memory requests, also with the
+ * audit log failing (test hook s->audit_fail): audited changes are refused
+ * with 503 and change nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +445,193 @@ static void test_router(void **state)
     free(d);
 }
 
+/* ---- audited changes fail closed --------------------------------------------------------- */
+
+static double audit_failures(void)
+{
+    static const char name[] = "\nelohim_audit_write_failures_total ";
+    char *text = elo_metrics_render(NULL);
+    assert_non_null(text);
+    const char *p = strstr(text, name);
+    assert_non_null(p);
+    double v = atof(p + strlen(name));
+    elo_free(text);
+    return v;
+}
+
+/* The status of a call, which must be 503 audit_unavailable when it is 503. */
+static int call_audited(elo_server *s, const char *method, const char *path, const char *body,
+                        const char *auth, json_t **out)
+{
+    json_t *o = NULL;
+    int status = call(s, method, path, body, auth, &o);
+    if (status == 503)
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+            "audit_unavailable");
+    if (out)
+        *out = o;
+    else
+        json_decref(o);
+    return status;
+}
+
+static void bearer_of(json_t *o, char *out, size_t n)
+{
+    const char *token = json_string_value(json_object_get(o, "token"));
+    assert_non_null(token);
+    snprintf(out, n, "Bearer %s", token);
+}
+
+/* The role of user `name` ("" when there is none), read through the API. */
+static const char *role_of(elo_server *s, const char *auth, const char *name)
+{
+    static char role[16];
+    json_t *o;
+    assert_int_equal(call(s, "GET", "/api/v1/users", NULL, auth, &o), 200);
+    role[0] = 0;
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(o, "users"), i, u)
+        if (!strcmp(json_string_value(json_object_get(u, "username")), name))
+            snprintf(role, sizeof role, "%s", json_string_value(json_object_get(u, "role")));
+    json_decref(o);
+    return role;
+}
+
+static int setup_step_now(elo_server *s)
+{
+    json_t *o;
+    assert_int_equal(call(s, "GET", "/api/v1/setup/status", NULL, NULL, &o), 200);
+    int step = (int)json_integer_value(json_object_get(o, "step"));
+    json_decref(o);
+    return step;
+}
+
+static void test_audit_fail_closed(void **state)
+{
+    char *d = tmpdir();
+    elo_server_config cfg;
+    elo_server_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/data", d);
+    cfg.web_root[0] = 0;
+    elo_server *s;
+    assert_int_equal(elo_server_open(&cfg, &s), ELO_OK);
+    char setup_token[65], body[512], admin[128], bob[128], path[64], settings[1100];
+    snprintf(setup_token, sizeof setup_token, "%s", elo_server_setup_token(s));
+    snprintf(settings, sizeof settings, "%s/settings.json", cfg.data_dir);
+    double failures = audit_failures();
+    json_t *o;
+
+    /* setup step 1: no administrator without its entry */
+    s->audit_fail = 1;
+    snprintf(body, sizeof body,
+             "{\"username\":\"root\",\"password\":\"long enough pw\",\"setup_token\":\"%s\"}",
+             setup_token);
+    assert_int_equal(call_audited(s, "POST", "/api/v1/setup/step1", body, NULL, NULL), 503);
+    assert_int_equal(setup_step_now(s), 1);
+    assert_int_equal(s->audit_count, 0);
+    s->audit_fail = 0;
+    assert_int_equal(call_audited(s, "POST", "/api/v1/setup/step1", body, NULL, &o), 201);
+    bearer_of(o, admin, sizeof admin);
+    json_decref(o);
+
+    /* steps 2, 3 and complete, each refused once, then done */
+    const char *steps[][2] = {
+        {"/api/v1/setup/step2", "\"founder_password\":\"founder password 16+\""},
+        {"/api/v1/setup/step3", "\"enable_gpu_embeddings\":true,\"enable_gpu_vector_search\":true,"
+                                "\"enable_gpu_sql\":false,\"enable_smooth_ui\":true"},
+        {"/api/v1/setup/complete", "\"x\":0"},
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{%s,\"setup_token\":\"%s\"}", steps[i][1], setup_token);
+        int64_t entries = s->audit_count;
+        s->audit_fail = 1;
+        assert_int_equal(call_audited(s, "POST", steps[i][0], body, admin, NULL), 503);
+        assert_int_equal(setup_step_now(s), i + 2);
+        assert_int_equal(s->audit_count, entries);
+        if (i == 1)
+            assert_int_equal(access(settings, F_OK), -1);   /* put back: none before */
+        s->audit_fail = 0;
+        assert_int_equal(call_audited(s, "POST", steps[i][0], body, admin, NULL), 200);
+        assert_int_equal(s->audit_count, entries + 1);
+    }
+    assert_int_equal(setup_step_now(s), 0);
+    assert_int_equal(access(settings, F_OK), 0);
+    assert_null(elo_server_setup_token(s));
+
+    /* bob exists and has a session before the log breaks */
+    const char *bob_body =
+        "{\"username\":\"bob\",\"password\":\"bob password 1\",\"role\":\"member\"}";
+    assert_int_equal(call_audited(s, "POST", "/api/v1/users", bob_body, admin, &o), 201);
+    int64_t bob_id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    const char *bob_login = "{\"username\":\"bob\",\"password\":\"bob password 1\"}";
+    assert_int_equal(call_audited(s, "POST", "/api/v1/auth/login", bob_login, NULL, &o), 200);
+    bearer_of(o, bob, sizeof bob);
+    json_decref(o);
+
+    /* the log breaks: every audited change is refused and changes nothing */
+    int64_t entries = s->audit_count;
+    double before = audit_failures();
+    s->audit_fail = 1;
+    const char *carol =
+        "{\"username\":\"carol\",\"password\":\"carol password\",\"role\":\"viewer\"}";
+    assert_int_equal(call_audited(s, "POST", "/api/v1/users", carol, admin, NULL), 503);
+    assert_string_equal(role_of(s, admin, "carol"), "");
+    snprintf(path, sizeof path, "/api/v1/users/%lld/role", (long long)bob_id);
+    assert_int_equal(call_audited(s, "PUT", path, "{\"role\":\"admin\"}", admin, NULL), 503);
+    assert_string_equal(role_of(s, admin, "bob"), "member");
+    snprintf(path, sizeof path, "/api/v1/users/%lld/permissions", (long long)bob_id);
+    assert_int_equal(
+        call_audited(s, "POST", path, "{\"permission\":\"audit.read\"}", admin, NULL), 503);
+    assert_int_equal(call(s, "GET", "/api/v1/audit", NULL, bob, NULL), 403);   /* not granted */
+    snprintf(path, sizeof path, "/api/v1/users/%lld", (long long)bob_id);
+    assert_int_equal(call_audited(s, "DELETE", path, NULL, admin, NULL), 503);
+    assert_string_equal(role_of(s, admin, "bob"), "member");
+    assert_int_equal(call(s, "GET", "/api/v1/auth/me", NULL, bob, NULL), 200);
+    /* logins: a right and a wrong password answer alike, and neither logs in */
+    assert_int_equal(call_audited(s, "POST", "/api/v1/auth/login", bob_login, NULL, NULL), 503);
+    assert_int_equal(call_audited(s, "POST", "/api/v1/auth/login",
+                                  "{\"username\":\"bob\",\"password\":\"wrong\"}", NULL, NULL),
+                     503);
+    /* reads go on */
+    assert_int_equal(call(s, "GET", "/api/v1/users", NULL, admin, NULL), 200);
+    assert_int_equal(call(s, "GET", "/api/v1/audit", NULL, admin, NULL), 200);
+    /* logout ends the session anyway (logged and counted) */
+    assert_int_equal(call(s, "POST", "/api/v1/auth/logout", NULL, bob, NULL), 200);
+    assert_int_equal(call(s, "GET", "/api/v1/auth/me", NULL, bob, NULL), 401);
+    assert_int_equal(s->audit_count, entries);
+    assert_true(audit_failures() - before == 7);   /* one per refused change, and the logout */
+
+    /* the log works again: everything goes through and is on record */
+    s->audit_fail = 0;
+    assert_int_equal(call_audited(s, "POST", "/api/v1/users", carol, admin, NULL), 201);
+    assert_string_equal(role_of(s, admin, "carol"), "viewer");
+    snprintf(path, sizeof path, "/api/v1/users/%lld/role", (long long)bob_id);
+    assert_int_equal(call_audited(s, "PUT", path, "{\"role\":\"admin\"}", admin, NULL), 200);
+    assert_string_equal(role_of(s, admin, "bob"), "admin");
+    snprintf(path, sizeof path, "/api/v1/users/%lld", (long long)bob_id);
+    assert_int_equal(call_audited(s, "DELETE", path, NULL, admin, NULL), 200);
+    assert_string_equal(role_of(s, admin, "bob"), "");
+    assert_int_equal(s->audit_count, entries + 3);
+    assert_int_equal(call(s, "GET", "/api/v1/audit", NULL, admin, &o), 200);
+    const char *want[] = {"USER_DELETED", "ROLE_CHANGED", "USER_CREATED"};
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(o, "entries"), i), "action")),
+                            want[i]);
+    json_decref(o);
+    int64_t total = s->audit_count;
+    assert_true(audit_failures() - failures == 4 + 7);
+    elo_server_free(s);
+    int64_t n, bad;
+    assert_int_equal(elo_audit_verify(cfg.data_dir, &n, &bad), ELO_OK);
+    assert_int_equal(n, total);
+    rmrf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_router),
+        cmocka_unit_test(test_audit_fail_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
