@@ -5,7 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* ---- results ----------------------------------------------------------- */
 
@@ -44,23 +43,9 @@ int elo__result_reserve(elo_sql_result *r, int64_t nrows)
 {
     if (nrows <= r->cap)
         return ELO_OK;
-    size_t bytes = sizeof(sv) * (size_t)(nrows * (r->ncols ? r->ncols : 1));
-    sv *cells;
-    if (bytes < ((size_t)4 << 20)) {
-        cells = elo_realloc(r->cells, bytes);
-        if (!cells)
-            return ELO_NOMEM;
-    } else {
-        /* large results (a row per group of ~1M groups) in transparent
-         * huge pages: a fault per 2 MiB instead of one per 4 KiB */
-        cells = elo_aligned_alloc((size_t)2 << 20, bytes);
-        if (!cells)
-            return ELO_NOMEM;
-        madvise(cells, bytes, MADV_HUGEPAGE);
-        if (r->nrows)
-            memcpy(cells, r->cells, sizeof(sv) * (size_t)(r->nrows * r->ncols));
-        elo_free(r->cells);
-    }
+    sv *cells = elo_realloc(r->cells, sizeof(sv) * (size_t)(nrows * (r->ncols ? r->ncols : 1)));
+    if (!cells)
+        return ELO_NOMEM;
     r->cells = cells;
     r->cap = nrows;
     return ELO_OK;

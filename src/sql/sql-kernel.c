@@ -9,13 +9,13 @@
  * integer sums keep their positive and negative parts apart so that an
  * overflow of either (the only way a running sum can leave int64 in some
  * order) is detected and handed to SQLite. Real sums are Neumaier-
- * compensated within and across tasks. */
+ * compensated within and across tasks. Many groups take the radix-
+ * partitioned path instead (below). */
 #include "sql-impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 typedef struct {
     const kernel_job *j;
@@ -234,9 +234,7 @@ void *elo__sql_scratch(int which, size_t bytes)
         bytes = 1;
     if (g_scratch[which].cap < bytes) {
         elo_free(g_scratch[which].p);
-        g_scratch[which].p = elo_aligned_alloc((size_t)2 << 20, bytes);
-        if (g_scratch[which].p && bytes >= ((size_t)2 << 20))
-            madvise(g_scratch[which].p, bytes, MADV_HUGEPAGE);
+        g_scratch[which].p = elo_malloc(bytes);
         g_scratch[which].cap = g_scratch[which].p ? bytes : 0;
     }
     return g_scratch[which].p;
