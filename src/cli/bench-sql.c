@@ -114,14 +114,19 @@ static sql_table *build_table(int64_t rows)
             return t; /* caller checks */
         if (c < 3) {
             /* dictionary of zero-padded ids: sorted order = numeric order */
+            int width = c == 2 ? 10 : 3;
             col->ndict = (uint32_t)card[c];
             col->dict = elo_malloc(sizeof(char *) * col->ndict);
             col->dict_len = elo_malloc(sizeof(uint32_t) * col->ndict);
+            col->dict_text = elo_malloc((size_t)col->ndict * 32);
+            if (!col->dict || !col->dict_len || !col->dict_text)
+                return t; /* caller checks */
+            char *at = col->dict_text;
             for (uint32_t k = 0; k < col->ndict; k++) {
-                char buf[32];
-                text_id(buf, sizeof buf, c == 2 ? 10 : 3, (int64_t)k + 1);
-                col->dict[k] = elo_strdup(buf);
-                col->dict_len[k] = (uint32_t)strlen(buf);
+                text_id(at, 32, width, (int64_t)k + 1);
+                col->dict[k] = at;
+                col->dict_len[k] = (uint32_t)strlen(at);
+                at += col->dict_len[k] + 1;
             }
             col->has_text = 1;
         } else if (c < 8) {
@@ -275,7 +280,7 @@ int bench_sql(int argc, char **argv)
     if (gpu) {
         sql_table *t = build_table(rows);
         for (int k = 0; t && k < 9; k++)
-            if (!t->cols[k].val || !t->cols[k].type) {
+            if (!t->cols[k].val || !t->cols[k].type || (k < 3 && !t->cols[k].dict_text)) {
                 elo__sql_table_free(t);
                 t = NULL;
             }

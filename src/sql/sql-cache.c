@@ -39,8 +39,7 @@ static void table_free(sql_table *t)
         elo_free(col->name);
         elo_free(col->type);
         elo_free(col->val);
-        for (uint32_t i = 0; i < col->ndict; i++)
-            elo_free(col->dict[i]);
+        elo_free(col->dict_text);
         elo_free(col->dict);
         elo_free(col->dict_len);
         if (col->dev_val && elo_sql_cuda_free)
@@ -170,7 +169,9 @@ static int dict_order(const void *x, const void *y)
     return la < lb ? -1 : la > lb;
 }
 
-/* Sorts the dictionary into BINARY order and recodes the column. */
+/* Sorts the dictionary into BINARY order, packs its strings in that order
+ * into one buffer (so that walking the codes in order, as grouped output
+ * does, reads memory sequentially) and recodes the column. */
 static int dict_finish(dict_build *d, sql_column *col, int64_t nrows)
 {
     uint32_t n = d->n;
@@ -186,17 +187,26 @@ static int dict_finish(dict_build *d, sql_column *col, int64_t nrows)
     g_dict = d;
     qsort(order, n, sizeof(uint32_t), dict_order);
     g_dict = NULL;
+    size_t text_bytes = 1;
+    for (uint32_t i = 0; i < n; i++)
+        text_bytes += (size_t)d->len[i] + 1;
     col->dict = elo_malloc(sizeof(char *) * (n ? n : 1));
     col->dict_len = elo_malloc(sizeof(uint32_t) * (n ? n : 1));
-    if (!col->dict || !col->dict_len) {
+    col->dict_text = elo_malloc(text_bytes);
+    if (!col->dict || !col->dict_len || !col->dict_text) {
         elo_free(order);
         elo_free(remap);
         return ELO_NOMEM;
     }
+    char *at = col->dict_text;
     for (uint32_t i = 0; i < n; i++) {
-        remap[order[i]] = i;
-        col->dict[i] = d->str[order[i]];
-        col->dict_len[i] = d->len[order[i]];
+        uint32_t from = order[i];
+        remap[from] = i;
+        memcpy(at, d->str[from], (size_t)d->len[from] + 1);
+        col->dict[i] = at;
+        col->dict_len[i] = d->len[from];
+        at += d->len[from] + 1;
+        elo_free(d->str[from]);
     }
     col->ndict = n;
     for (int64_t r = 0; r < nrows; r++)

@@ -39,6 +39,18 @@ void elo_sql_result_free(elo_sql_result *r)
     elo_free(r);
 }
 
+int elo__result_reserve(elo_sql_result *r, int64_t nrows)
+{
+    if (nrows <= r->cap)
+        return ELO_OK;
+    sv *cells = elo_realloc(r->cells, sizeof(sv) * (size_t)(nrows * (r->ncols ? r->ncols : 1)));
+    if (!cells)
+        return ELO_NOMEM;
+    r->cells = cells;
+    r->cap = nrows;
+    return ELO_OK;
+}
+
 int elo__result_push_row(elo_sql_result *r, const sv *row)
 {
     if (r->nrows == r->cap) {

@@ -900,8 +900,13 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
     return 1;
 }
 
+/* Runs the kernel and turns its slots into rows, in group id order (key
+ * order): into `b` for finish_rows, or straight into `direct` when the
+ * plan has nothing left to do to them (no DISTINCT, ORDER BY, LIMIT or
+ * OFFSET). Returns 0, -1 with c->why, or 1 when an integer sum needs the
+ * interpreter (b and direct then hold no new rows). */
 static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *c, rowbuf *b,
-                      int *used_device)
+                      elo_sql_result *direct, int *used_device)
 {
     int64_t G = j->ngroups, A = j->naggs ? j->naggs : 1;
     kernel_out o;
@@ -913,8 +918,6 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         rc = FAIL(c, "out of memory");
         goto done;
     }
-    memset(o.rows, 0, sizeof(int64_t) * (size_t)G);
-    memset(o.st, 0, sizeof(kslot) * (size_t)(G * A));
     double t_start = elo_time_sec();
     if (dev && dev->kind == ELO_DEVICE_CUDA && elo_sql_cuda_group_aggregate) {
         /* swap host column pointers for their resident device copies */
@@ -957,17 +960,6 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         }
         *used_device = ELO_DEVICE_CPU;
     }
-    /* integer sums whose parts reach 2^53: SQLite's double running sum may
-     * round; the interpreter reproduces it in scan order */
-    for (int64_t i = 0; i < G * j->naggs && !o.overflow; i++)
-        if (!j->agg_real[i % j->naggs] && (o.st[i].a >= (1LL << 53) || o.st[i].b <= -(1LL << 53)))
-            o.overflow = 1;
-    if (o.overflow) {
-        /* a partial sum left int64: the interpreter redoes it exactly in
-         * scan order (int128 sums, SQLite's overflow rule) */
-        rc = 1;
-        goto done;
-    }
     double t_kernel = elo_time_sec();
     sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
     sv *scratch = elo_malloc(sizeof(sv) * (size_t)(b->width + 1));
@@ -977,29 +969,45 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
     }
     c->keys = keys;
     c->aggs = aggs;
-    for (int64_t g = 0; g < G; g++) {
+    const sql_column *kcol[SQL_MAX_KEYS];
+    int64_t id[SQL_MAX_KEYS]; /* the key ids of group g, last key fastest */
+    for (int k = 0; k < j->nkeys; k++) {
+        kcol[k] = &p->t->cols[p->keys[k]->col];
+        id[k] = 0;
+    }
+    int64_t first_row = direct ? direct->nrows : 0;
+    if (direct && !o.overflow) {
+        int64_t n = 0;
+        for (int64_t g = 0; g < G; g++)
+            n += o.rows[g] != 0;
+        if (elo__result_reserve(direct, direct->nrows + n) < 0) {
+            rc = FAIL(c, "out of memory");
+            goto out;
+        }
+    }
+    for (int64_t g = 0; g < G && !o.overflow; g++) {
+        if (g) {
+            for (int k = j->nkeys - 1; k >= 0 && ++id[k] == j->key_span[k]; k--)
+                id[k] = 0;
+        }
         if (!o.rows[g])
             continue;
-        int64_t rem = g;
-        for (int k = j->nkeys - 1; k >= 0; k--) {
-            int64_t id = rem % j->key_span[k];
-            rem /= j->key_span[k];
-            const sql_column *col = &p->t->cols[p->keys[k]->col];
-            if (id == 0) keys[k].t = SV_NULL;
+        for (int k = 0; k < j->nkeys; k++) {
+            const sql_column *col = kcol[k];
+            if (id[k] == 0) keys[k].t = SV_NULL;
             else if (col->has_text) {
                 keys[k].t = SV_TEXT;
-                keys[k].s = col->dict[id - 1];
-                keys[k].len = col->dict_len[id - 1];
+                keys[k].s = col->dict[id[k] - 1];
+                keys[k].len = col->dict_len[id[k] - 1];
             } else {
                 keys[k].t = SV_INT;
-                keys[k].i = (int64_t)((uint64_t)(id - 1) + (uint64_t)j->key_base[k]);
+                keys[k].i = (int64_t)((uint64_t)(id[k] - 1) + (uint64_t)j->key_base[k]);
             }
         }
         for (int a = 0; a < j->naggs; a++) {
-            int64_t i = g * j->naggs + a;
             int fn = j->agg_fn[a];
             sv *v = &aggs[a];
-            const kslot *x = &o.st[i];
+            const kslot *x = &o.st[g * j->naggs + a];
             int64_t n = x->cnt;
             switch (fn) {
             case A_COUNT_STAR: set_int(v, o.rows[g]); break;
@@ -1007,6 +1015,12 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             case A_SUM:
             case A_TOTAL:
             case A_AVG: {
+                if (!j->agg_real[a] && (x->a >= (1LL << 53) || x->b <= -(1LL << 53))) {
+                    /* integer parts reaching 2^53: SQLite's double running
+                     * sum may round; the interpreter reproduces it */
+                    o.overflow = 1;
+                    break;
+                }
                 if (!n && fn != A_TOTAL) { set_null(v); break; }
                 if (!j->agg_real[a]) {
                     __int128 s = (__int128)x->a + x->b;
@@ -1030,6 +1044,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
                 break;
             }
         }
+        if (o.overflow)
+            break;
         if (p->having) {
             sv h;
             int tv;
@@ -1040,11 +1056,30 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             if (tv != 1)
                 continue;
         }
-        if (emit(c, p, b, scratch) < 0) {
+        if (direct) {
+            for (int i = 0; i < p->nout; i++)
+                if (eval(c, p->out[i], &scratch[i]) < 0) {
+                    rc = -1;
+                    break;
+                }
+            if (rc == 0 && elo__result_push_row(direct, scratch) < 0)
+                rc = FAIL(c, "out of memory");
+        } else if (emit(c, p, b, scratch) < 0) {
             rc = -1;
-            break;
         }
+        if (rc < 0)
+            break;
     }
+    if (o.overflow) {
+        /* a partial sum left int64 (or reached 2^53): the interpreter
+         * redoes it exactly in scan order (int128 sums, SQLite's overflow
+         * rule, SQLite's double running sum) */
+        rc = 1;
+        b->n = 0;
+    }
+out:
+    if (direct && rc != 0)
+        direct->nrows = first_row;
     elo_free(scratch);
     elo_debug("sql: kernel %s %.2f ms over %lld rows, %lld group slots; groups out %.2f ms",
               *used_device == ELO_DEVICE_CUDA ? "cuda" : "cpu", (t_kernel - t_start) * 1e3,
@@ -1084,8 +1119,9 @@ int elo__sql_execute(sql_plan *p, elo_backend *dev, elo_sql_result *res, const c
 
     kernel_job job;
     if (kernel_fits(p, &job)) {
-        rc = kernel_run(p, &job, dev, &c, &b, used_device);
-        if (rc == 0)
+        int direct = !p->s->distinct && !p->norder && p->limit < 0 && p->offset == 0;
+        rc = kernel_run(p, &job, dev, &c, &b, direct ? res : NULL, used_device);
+        if (rc == 0 && !direct)
             rc = finish_rows(&c, p, &b, res);
         if (rc <= 0)
             goto out;

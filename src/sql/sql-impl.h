@@ -116,7 +116,9 @@ typedef struct {
     int aff;            /* declared affinity */
     uint8_t *type;      /* SV_* per row */
     int64_t *val;       /* int, or real bits, or dictionary code for text */
-    char **dict;        /* text dictionary, sorted (BINARY order) */
+    char **dict;        /* text dictionary, sorted (BINARY order): NUL-
+                           terminated strings pointing into dict_text */
+    char *dict_text;    /* the strings, packed in code order (owned) */
     uint32_t *dict_len;
     uint32_t ndict;
     int has_null, has_int, has_real, has_text;
@@ -176,7 +178,11 @@ struct elo_sql_result {
     char reason[256];   /* why SQLite ran it, when it did */
 };
 
+/* Appends a row (text copied into the result's arena); ELO_OK or
+ * ELO_NOMEM. elo__result_reserve makes room for `nrows` rows in all, so
+ * that pushing up to there does not reallocate. */
 int elo__result_push_row(elo_sql_result *r, const sv *row);
+int elo__result_reserve(elo_sql_result *r, int64_t nrows);
 
 /* Runs the plan on the columnar executor. `dev` is NULL for the CPU or the
  * CUDA backend. Returns ELO_OK, or ELO_UNSUPPORTED with *why when a value
@@ -221,7 +227,8 @@ typedef struct {
 } kernel_job;
 
 /* One aggregate of one group: integer SUM/TOTAL/AVG keep the positive part
- * in `a` and the negative part in `b`; real sums keep the (naive) sum in
+ * in `a` and the negative part in `b` (or the whole sum in `a` when no
+ * partial sum can reach 2^53 in magnitude); real sums keep the (naive) sum in
  * `a` and the Neumaier compensation in `b` (double bits); MIN/MAX keep the
  * value (int, or real bits) in `a`; `cnt` counts non-NULL inputs. */
 typedef struct {
@@ -229,7 +236,8 @@ typedef struct {
 } kslot;
 
 /* Outputs of the kernel: rows[g] rows per group that passed the filter,
- * st[g * naggs + a] the slots; both zeroed by the caller. */
+ * st[g * naggs + a] the slots. The kernels fill every entry (the caller
+ * need not zero them) and leave overflow zero when no sum overflowed. */
 typedef struct {
     int64_t *rows;
     kslot *st;

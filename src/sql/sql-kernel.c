@@ -9,7 +9,8 @@
  * integer sums keep their positive and negative parts apart so that an
  * overflow of either (the only way a running sum can leave int64 in some
  * order) is detected and handed to SQLite. Real sums are Neumaier-
- * compensated within and across tasks. */
+ * compensated within and across tasks. Many groups take the radix-
+ * partitioned path instead (below). */
 #include "sql-impl.h"
 
 #include <math.h>
@@ -243,31 +244,162 @@ void *elo__sql_scratch(int which, size_t bytes)
  *
  * With a group table far larger than the caches every row costs a cache
  * miss per aggregate. Instead: pass 1 counts the rows of each partition (a
- * range of group ids whose slots fit in ~1 MiB) per task; pass 2 copies each
- * row's group id and aggregate inputs into its partition, tasks in row order
- * so that each partition keeps row order (MIN/MAX keep the first of equal
+ * power-of-two range of group ids whose slots fit in ~1 MiB) per task; pass
+ * 2 copies each row into its partition as one record, tasks in row order so
+ * that each partition keeps row order (MIN/MAX keep the first of equal
  * values); pass 3 aggregates partition by partition, in cache, each task
- * owning whole partitions (disjoint slots, no merge). */
+ * owning whole partitions (disjoint slots, no merge), zeroing its slots
+ * just before it fills them.
+ *
+ * A record is 1 + V words, V the aggregates with an input column: word 0
+ * holds the group id (below 2^26) and, from bit 32, one NULL bit per input;
+ * then the V input values. One write stream per partition, not one per
+ * array, is what keeps pass 2 cheap. */
+
+#define PART_MAX_VALS 32
 
 typedef struct {
     const kernel_job *j;
     kernel_out *o;
     int T, P;
-    int64_t gpp;          /* group ids per partition */
-    int64_t *hist;        /* [T][P] rows, then write cursors */
-    int64_t *pstart;      /* [P + 1] */
-    int64_t total;        /* rows in partitions */
-    int64_t *rgid;        /* [total] */
-    int64_t *rval;        /* [A][total] */
-    uint8_t *rtype;       /* [A][total] */
+    int shift;            /* the partition of group id g is g >> shift */
+    int nvals;            /* V: aggregates with an input column */
+    int val_agg[PART_MAX_VALS];  /* their aggregate indexes */
+    int words;            /* words per record: 1 + V */
+    int sums_only;        /* every aggregate COUNT(*) or a sum without NULLs */
+    int64_t *hist;        /* [T][P] rows, then write cursors (records) */
+    int64_t *pstart;      /* [P + 1] first record of each partition */
+    int64_t *rec;         /* the records, partition by partition */
     int phase;
     int ovf[256];
 } pctx;
 
+/* Copies rows [base, base + n) with group ids gid into their partitions. */
+static void part_scatter(pctx *c, int64_t base, int n, const int64_t *gid, int64_t *cursor)
+{
+    const kernel_job *j = c->j;
+    const int V = c->nvals, W = c->words, shift = c->shift;
+    const int64_t *val[PART_MAX_VALS];
+    const uint8_t *type[PART_MAX_VALS];
+    int nullable = 0;
+    for (int v = 0; v < V; v++) {
+        int a = c->val_agg[v];
+        val[v] = j->agg_val[a] + base;
+        type[v] = j->agg_nonull[a] ? NULL : j->agg_type[a] + base;
+        nullable |= !j->agg_nonull[a];
+    }
+    int64_t *rec = c->rec;
+    for (int i = 0; i < n; i++) {
+        if (gid[i] < 0)
+            continue;
+        int64_t *r = rec + cursor[gid[i] >> shift]++ * W;
+        uint64_t nulls = 0;
+        for (int v = 0; v < V; v++)
+            r[1 + v] = val[v][i];
+        if (nullable)
+            for (int v = 0; v < V; v++)
+                if (type[v] && type[v][i] == SV_NULL)
+                    nulls |= (uint64_t)1 << v;
+        r[0] = (int64_t)((uint64_t)gid[i] | nulls << 32);
+    }
+}
+
+/* The common case, every aggregate COUNT(*) or a sum over a column without
+ * NULLs: the n records at r accumulate into a compact table, per group its
+ * row count then two words per input (Neumaier sum and compensation, or
+ * the positive and negative integer parts), so that a record touches one
+ * cache line; the table then fills the slots of groups [g0, g1) in order.
+ * An integer input whose |values| * rows stays below 2^53 keeps its whole
+ * sum in the first word: no partial sum can then overflow or reach 2^53.
+ * Returns nonzero when an integer part overflowed, -1 when out of memory. */
+static int part_sums(const pctx *c, int64_t g0, int64_t g1, const int64_t *r, int64_t n)
+{
+    const kernel_job *j = c->j;
+    const int A = j->naggs, V = c->nvals, W = c->words, S = 1 + 2 * V;
+    enum { SUM_REAL, SUM_INT_PARTS, SUM_INT_SMALL };
+    int agg[PART_MAX_VALS], how[PART_MAX_VALS];
+    for (int v = 0; v < V; v++) {
+        int a = agg[v] = c->val_agg[v];
+        how[v] = j->agg_real[a] ? SUM_REAL
+                 : j->agg_absmax[a] < ((int64_t)1 << 53) / (j->nrows + 1) ? SUM_INT_SMALL
+                                                                          : SUM_INT_PARTS;
+    }
+    int64_t *acc = elo__sql_scratch(5, sizeof(int64_t) * (size_t)((g1 - g0) * S));
+    if (!acc)
+        return -1;
+    memset(acc, 0, sizeof(int64_t) * (size_t)((g1 - g0) * S));
+    int ovf = 0;
+    for (int64_t i = 0; i < n; i++, r += W) {
+        int64_t *x = acc + ((int64_t)(uint32_t)r[0] - g0) * S;
+        x[0]++;
+        for (int v = 0; v < V; v++) {
+            int64_t val = r[1 + v], *part = x + 1 + 2 * v;
+            if (how[v] == SUM_REAL)
+                neumaier(&part[0], &part[1], bits_d(val));
+            else if (how[v] == SUM_INT_SMALL)
+                part[0] += val;
+            else
+                ovf |= __builtin_add_overflow(part[val < 0], val, &part[val < 0]);
+        }
+    }
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t *x = acc + (g - g0) * S;
+        kslot *y = c->o->st + g * A;
+        c->o->rows[g] = x[0];
+        memset(y, 0, sizeof(kslot) * (size_t)A);
+        for (int v = 0; v < V; v++) {
+            kslot *z = &y[agg[v]];
+            z->a = x[1 + 2 * v];
+            z->b = x[2 + 2 * v];
+            z->cnt = x[0];
+        }
+    }
+    return ovf;
+}
+
+/* Aggregates the records of partition p into its slots, zeroed here (in
+ * cache, just before use). */
+static int part_aggregate(pctx *c, int p)
+{
+    const kernel_job *j = c->j;
+    const int A = j->naggs, V = c->nvals, W = c->words;
+    kernel_out *o = c->o;
+    int64_t g0 = (int64_t)p << c->shift, g1 = ELO_MIN(g0 + ((int64_t)1 << c->shift), j->ngroups);
+    if (c->sums_only)
+        return part_sums(c, g0, g1, c->rec + c->pstart[p] * W, c->pstart[p + 1] - c->pstart[p]);
+    memset(o->rows + g0, 0, sizeof(int64_t) * (size_t)(g1 - g0));
+    memset(o->st + g0 * A, 0, sizeof(kslot) * (size_t)((g1 - g0) * A));
+    /* records are unpacked a chunk at a time into agg_chunk's layout:
+     * per aggregate a, values at a * KCHUNK (thread-local scratch) */
+    int64_t *gid = elo__sql_scratch(6, sizeof(int64_t) * KCHUNK * (size_t)(1 + A));
+    uint8_t *types = elo__sql_scratch(7, KCHUNK * (size_t)A);
+    if (!gid || !types)
+        return -1;
+    int64_t *vals = gid + KCHUNK;
+    int ovf = 0;
+    for (int64_t s = c->pstart[p]; s < c->pstart[p + 1]; s += KCHUNK) {
+        int n = (int)ELO_MIN(c->pstart[p + 1] - s, (int64_t)KCHUNK);
+        const int64_t *r = c->rec + s * W;
+        for (int i = 0; i < n; i++)
+            gid[i] = (int64_t)(uint32_t)r[i * W];
+        for (int v = 0; v < V; v++) {
+            int a = c->val_agg[v];
+            int64_t *dv = vals + a * KCHUNK;
+            uint8_t *dt = types + a * KCHUNK;
+            for (int i = 0; i < n; i++)
+                dv[i] = r[i * W + 1 + v];
+            /* agg_chunk only tells NULL from not NULL */
+            for (int i = 0; i < n; i++)
+                dt[i] = (uint8_t)((uint64_t)r[i * W] >> (32 + v) & 1 ? SV_NULL : SV_INT);
+        }
+        ovf |= agg_chunk(j, gid, n, 0, vals, types, KCHUNK, o->rows, o->st, 0);
+    }
+    return ovf;
+}
+
 static void part_task(pctx *c, int t)
 {
     const kernel_job *j = c->j;
-    const int A = j->naggs;
     int64_t lo = j->nrows * t / c->T, hi = j->nrows * (t + 1) / c->T;
     int64_t gid[KCHUNK];
     int64_t *h = c->hist + (int64_t)t * c->P;
@@ -275,34 +407,19 @@ static void part_task(pctx *c, int t)
         for (int64_t base = lo; base < hi; base += KCHUNK) {
             int n = (int)(hi - base < KCHUNK ? hi - base : KCHUNK);
             chunk_gids(j, base, n, gid);
-            if (c->phase == 1) {
-                for (int i = 0; i < n; i++)
-                    if (gid[i] >= 0)
-                        h[gid[i] / c->gpp]++;
+            if (c->phase == 2) {
+                part_scatter(c, base, n, gid, h);
                 continue;
             }
-            for (int i = 0; i < n; i++) {
-                if (gid[i] < 0)
-                    continue;
-                int64_t at = h[gid[i] / c->gpp]++;
-                c->rgid[at] = gid[i];
-                for (int a = 0; a < A; a++) {
-                    if (!j->agg_val[a])
-                        continue;
-                    c->rval[a * c->total + at] = j->agg_val[a][base + i];
-                    c->rtype[a * c->total + at] = j->agg_type[a][base + i];
-                }
-            }
+            for (int i = 0; i < n; i++)
+                if (gid[i] >= 0)
+                    h[gid[i] >> c->shift]++;
         }
         return;
     }
     /* phase 3: partitions t, t + T, ... */
-    for (int p = t; p < c->P; p += c->T) {
-        int64_t s0 = c->pstart[p], n = c->pstart[p + 1] - s0;
-        if (n)
-            c->ovf[t] |= agg_chunk(j, c->rgid + s0, n, 0, c->rval + s0, c->rtype + s0, c->total,
-                                   c->o->rows, c->o->st, 0);
-    }
+    for (int p = t; p < c->P; p += c->T)
+        c->ovf[t] |= part_aggregate(c, p);
 }
 
 static void pool_part_task(void *arg, int task, int thread)
@@ -315,8 +432,9 @@ static void pool_part_task(void *arg, int task, int thread)
  * workers keep their thread-local scratch between queries). */
 static void part_run(pctx *c) { elo_pool_run(elo_pool_global(), pool_part_task, c, c->T); }
 
-/* ELO_OK, or ELO_NOMEM when the buffers do not fit (the caller then runs
- * the unpartitioned kernel). */
+/* ELO_OK, or ELO_NOMEM when the buffers do not fit or the job has more
+ * inputs than a record holds NULL bits for (the caller then runs the
+ * unpartitioned kernel). */
 static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
 {
     const int A = j->naggs;
@@ -325,14 +443,37 @@ static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
     c.j = j;
     c.o = o;
     c.T = T;
-    int64_t per_group = 8 + 24 * (int64_t)(A ? A : 1);
-    c.gpp = ((int64_t)1 << 20) / per_group;
-    if (c.gpp < 1024)
-        c.gpp = 1024;
+    for (int a = 0; a < A; a++) {
+        if (!j->agg_val[a])
+            continue;
+        if (c.nvals == PART_MAX_VALS)
+            return ELO_NOMEM;
+        c.val_agg[c.nvals++] = a;
+    }
+    c.words = 1 + c.nvals;
+    c.sums_only = 1;
+    for (int a = 0; a < A; a++) {
+        int fn = j->agg_fn[a];
+        if (fn != A_COUNT_STAR && !((fn == A_SUM || fn == A_TOTAL || fn == A_AVG) && j->agg_nonull[a]))
+            c.sums_only = 0;
+    }
+    /* the widest power of two of groups whose slots fit in ~1 MiB */
+    int64_t per_group = 8 + (int64_t)sizeof(kslot) * A;
+    int64_t gpp = ((int64_t)1 << 20) / per_group;
+    if (gpp < 1024)
+        gpp = 1024;
+    while (((int64_t)2 << c.shift) <= gpp)
+        c.shift++;
+    /* pass 2 writes one stream per partition: past ~64 streams the
+     * hardware prefetchers lose track and every record store misses, so
+     * partitions grow (up to ~2 MiB of slots, L2-sized) to stay below */
+    while (((j->ngroups - 1) >> c.shift) + 1 > 64 && (per_group << (c.shift + 1)) <= ((int64_t)2 << 20))
+        c.shift++;
     const char *gp = getenv("ELOHIM_SQL_PART_GROUPS");
     if (gp && atoll(gp) > 0)
-        c.gpp = atoll(gp);
-    int64_t P = (j->ngroups + c.gpp - 1) / c.gpp;
+        for (c.shift = 0; ((int64_t)2 << c.shift) <= atoll(gp); c.shift++)
+            ;
+    int64_t P = ((j->ngroups - 1) >> c.shift) + 1;
     if (P > 65536)
         return ELO_NOMEM;
     c.P = (int)P;
@@ -340,8 +481,10 @@ static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
     c.pstart = elo_calloc((size_t)P + 1, sizeof(int64_t));
     if (!c.hist || !c.pstart)
         goto nomem;
+    double t0 = elo_time_sec();
     c.phase = 1;
     part_run(&c);
+    double t1 = elo_time_sec();
     /* cursors: partition by partition, tasks in row order inside each */
     int64_t at = 0;
     for (int p = 0; p < c.P; p++) {
@@ -353,19 +496,24 @@ static int kernel_partitioned(const kernel_job *j, kernel_out *o, int T)
         }
     }
     c.pstart[P] = at;
-    c.total = at;
-    c.rgid = elo__sql_scratch(2, sizeof(int64_t) * (size_t)at);
-    c.rval = elo__sql_scratch(3, sizeof(int64_t) * (size_t)at * (size_t)(A ? A : 1));
-    c.rtype = elo__sql_scratch(4, (size_t)at * (size_t)(A ? A : 1));
-    if (!c.rgid || !c.rval || !c.rtype)
+    c.rec = elo__sql_scratch(2, sizeof(int64_t) * (size_t)at * (size_t)c.words);
+    if (!c.rec)
         goto nomem;
+    double t2 = elo_time_sec();
     c.phase = 2;
     part_run(&c);
+    double t3 = elo_time_sec();
     c.phase = 3;
     part_run(&c);
-    for (int t = 0; t < T; t++)
+    elo_debug("sql: %d tasks, %d partitions of %lld groups: count %.1f ms, copy %.1f ms, "
+              "aggregate %.1f ms", T, c.P, (long long)1 << c.shift, (t1 - t0) * 1e3,
+              (t3 - t2) * 1e3, (elo_time_sec() - t3) * 1e3);
+    for (int t = 0; t < T; t++) {
+        if (c.ovf[t] < 0)
+            goto nomem;
         if (c.ovf[t])
             o->overflow = 1;
+    }
     elo_free(c.hist);
     elo_free(c.pstart);
     return ELO_OK;
@@ -393,6 +541,8 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
     int64_t part_min = pm && atoll(pm) > 0 ? atoll(pm) : 65536;
     if (j->ngroups > part_min && kernel_partitioned(j, o, T) == ELO_OK)
         return ELO_OK;
+    memset(o->rows, 0, sizeof(int64_t) * (size_t)j->ngroups);
+    memset(o->st, 0, sizeof(kslot) * (size_t)(j->ngroups * j->naggs));
     /* partial states cost G per task: keep them modest */
     while (T > 1 && j->ngroups * (int64_t)(1 + j->naggs * 3) * 8 * T > ((int64_t)1 << 31))
         T--;

@@ -1,7 +1,8 @@
 /* test-sql.c - the SQL engine through its C API: values and ordering, the
  * parser's refusals, SQLite semantics on our executor, fallback, SUM
- * overflow, the dataframe API, and columnar cache invalidation by an
- * outside sqlite3 process. */
+ * overflow, many groups (the partitioned kernel) against SQLite, the
+ * dataframe API, and columnar cache invalidation by an outside sqlite3
+ * process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include "sql/sql-impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,6 +192,95 @@ static void test_sum_overflow(void **state)
     elo_sql_close(db);
 }
 
+/* Runs `sql` on our CPU engine and on SQLite and asserts the same rows in
+ * the same order: same storage classes, integers and text exact, reals
+ * within 1e-9 relative (our real sums are compensated). Returns the number
+ * of rows. */
+static int64_t same_as_sqlite(elo_sql *db, const char *sql, const char *want_engine)
+{
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_CPU), ELO_OK);
+    elo_sql_result *ours = q(db, sql);
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_SQLITE), ELO_OK);
+    elo_sql_result *ref = q(db, sql);
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_CPU), ELO_OK);
+    if (strcmp(elo_sql_result_engine(ours), want_engine))
+        fail_msg("%s: ran on %s (%s), wanted %s", sql, elo_sql_result_engine(ours),
+                 elo_sql_result_reason(ours), want_engine);
+    int64_t rows = elo_sql_result_rows(ref);
+    int cols = elo_sql_result_columns(ref);
+    assert_int_equal(elo_sql_result_rows(ours), rows);
+    assert_int_equal(elo_sql_result_columns(ours), cols);
+    for (int64_t i = 0; i < rows; i++)
+        for (int c = 0; c < cols; c++) {
+            elo_sql_value x = elo_sql_result_value(ours, i, c), y = elo_sql_result_value(ref, i, c);
+            if (x.type != y.type)
+                fail_msg("%s: row %lld col %d: type %d, SQLite %d", sql, (long long)i, c,
+                         (int)x.type, (int)y.type);
+            if (x.type == ELO_SQL_INTEGER && x.i != y.i)
+                fail_msg("%s: row %lld col %d: %lld, SQLite %lld", sql, (long long)i, c,
+                         (long long)x.i, (long long)y.i);
+            if (x.type == ELO_SQL_REAL && fabs(x.r - y.r) > 1e-9 * fmax(1.0, fabs(y.r)))
+                fail_msg("%s: row %lld col %d: %.17g, SQLite %.17g", sql, (long long)i, c, x.r, y.r);
+            if (x.type == ELO_SQL_TEXT && strcmp(x.s, y.s))
+                fail_msg("%s: row %lld col %d: '%s', SQLite '%s'", sql, (long long)i, c, x.s, y.s);
+        }
+    elo_sql_result_free(ours);
+    elo_sql_result_free(ref);
+    return rows;
+}
+
+/* More groups than the partitioned kernel's threshold (65,536) with the
+ * default settings: integer and text keys with NULLs, sums over columns
+ * without NULLs (the compact path) and other aggregates over nullable
+ * columns, HAVING (rows straight into the result) and ORDER BY/LIMIT (rows
+ * through the row buffer), integer parts reaching 2^53 and overflowing
+ * (handed to the interpreter, then SQLite), and over 2^20 groups. */
+static void test_many_groups(void **state)
+{
+    (void)state;
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db,
+        "CREATE TABLE g(k INTEGER, s TEXT, v INTEGER, r REAL, n INTEGER, big INTEGER, huge INTEGER);"
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 199999) "
+        "INSERT INTO g SELECT CASE WHEN i % 97 = 0 THEN NULL ELSE (i * 7919) % 150000 END, "
+        "CASE WHEN i % 89 = 0 THEN NULL ELSE printf('k%06d', (i * 104729) % 120000) END, "
+        "i % 11 - 5, (i % 13) * 0.25 - 1.0, CASE WHEN i % 5 = 0 THEN NULL ELSE i % 7 - 3 END, "
+        "i, i FROM c;"
+        /* group 4242: two integer inputs of 2^52 (a part reaches 2^53);
+         * group 4243: two of INT64_MAX (SUM overflows) */
+        "INSERT INTO g VALUES(4242, 'x', 1, 1.0, 1, 4503599627370496, 1),"
+        "(4242, 'x', 1, 1.0, 1, 4503599627370496, 1),"
+        "(4243, 'y', 1, 1.0, 1, 1, 9223372036854775807),"
+        "(4243, 'y', 1, 1.0, 1, 1, 9223372036854775807)"),
+        ELO_OK);
+    int64_t groups = same_as_sqlite(db, "SELECT k, SUM(v), AVG(r), TOTAL(v), COUNT(*), SUM(r) "
+                                        "FROM g GROUP BY k", "cpu");
+    assert_true(groups > 140000);
+    same_as_sqlite(db, "SELECT s, SUM(v), MIN(r), MAX(n), COUNT(n), AVG(n), SUM(n) FROM g "
+                       "GROUP BY s", "cpu");
+    same_as_sqlite(db, "SELECT k, SUM(v) FROM g WHERE r > 0 GROUP BY k HAVING SUM(v) > 3", "cpu");
+    same_as_sqlite(db, "SELECT k, SUM(v) FROM g GROUP BY k ORDER BY 2 DESC, 1 LIMIT 20 OFFSET 7",
+                   "cpu");
+    same_as_sqlite(db, "SELECT s, COUNT(*), SUM(v) FROM g GROUP BY s LIMIT 5", "cpu");
+    /* parts reaching 2^53: the interpreter redoes the sums in scan order */
+    same_as_sqlite(db, "SELECT k, SUM(big), TOTAL(big), AVG(big) FROM g GROUP BY k", "cpu");
+    same_as_sqlite(db, "SELECT k, TOTAL(huge) FROM g GROUP BY k", "cpu");
+    elo_sql_result *r = NULL;
+    assert_int_equal(elo_sql_query(db, "SELECT k, SUM(huge) FROM g GROUP BY k", &r), ELO_SQL);
+    assert_non_null(strstr(elo_errmsg(), "overflow"));
+
+    /* over 2^20 groups, keys in descending row order, some twice */
+    assert_int_equal(elo_sql_exec(db,
+        "CREATE TABLE h(k INTEGER, v INTEGER, r REAL);"
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 1099999) "
+        "INSERT INTO h SELECT CASE WHEN i % 1000 = 0 THEN NULL ELSE 1080000 - i % 1080000 END, "
+        "i % 100, i * 0.5 FROM c"),
+        ELO_OK);
+    groups = same_as_sqlite(db, "SELECT k, SUM(v), COUNT(*), AVG(r) FROM h GROUP BY k", "cpu");
+    assert_true(groups > (1 << 20));
+    elo_sql_close(db);
+}
+
 static void test_dataframe_api(void **state)
 {
     (void)state;
@@ -318,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_value_order),   cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_semantics),     cmocka_unit_test(test_sum_overflow),
+        cmocka_unit_test(test_many_groups),
         cmocka_unit_test(test_dataframe_api), cmocka_unit_test(test_cache_invalidation),
         cmocka_unit_test(test_logictest_runner),
     };
