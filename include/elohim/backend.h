@@ -139,6 +139,13 @@ int elo_gpu_available(void);
 /* Fills `info` for GPU 0. ELO_NODEVICE with a reason otherwise. */
 int elo_gpu_probe(elo_gpu_info *info);
 void elo_cpu_probe(elo_cpu_info *info);
+/* Sets up the environment the CPU BLAS reads when it loads (its kernels
+ * for this CPU, one thread): call it first in main(), before any thread
+ * starts; later calls do nothing. */
+void elo_backend_preinit(void);
+/* The environment variable preinit set ("OPENBLAS_CORETYPE"), or NULL:
+ * child processes (benchmark peers) should not inherit it. */
+const char *elo_backend_forced_env(void);
 
 /* Convenience wrappers over the iface (ELO_UNSUPPORTED when not offered). */
 int elo_backend_alloc(elo_backend *b, size_t bytes, void **out);

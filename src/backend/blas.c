@@ -49,13 +49,27 @@ static const char *core_for_cpu(void)
     return NULL;
 }
 
-static void load(void)
+/* setenv() is not safe while other threads may read the environment, so
+ * programs call this first thing in main() (elo_backend_preinit); a
+ * library user who does not is covered by load(), which calls it too. */
+static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;
+
+static void prepare(void)
 {
     if (!getenv("OPENBLAS_CORETYPE")) {
         blas.forced = core_for_cpu();
         if (blas.forced)
             setenv("OPENBLAS_CORETYPE", blas.forced, 0);
     }
+}
+
+void elo_backend_preinit(void) { pthread_once(&prepare_once, prepare); }
+
+const char *elo_backend_forced_env(void) { return blas.forced ? "OPENBLAS_CORETYPE" : NULL; }
+
+static void load(void)
+{
+    elo_backend_preinit();
     static const char *names[] = {"libopenblas.so.0", "libopenblas.so",
                                   "libopenblasp.so.0", "libopenblaso.so.0"};
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !blas.lib; i++)

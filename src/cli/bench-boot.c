@@ -112,7 +112,7 @@ static json_t *run_peer(const char *device, const char *tmp, int repeat)
              "%s bench/peer-boot.py --device %s --index 10000 --repeat %d --load '%s/d10' "
              "--load '%s/d1000' --draws '%s/frame4.bin' --draws '%s/frame64.bin'",
              py, device, repeat, tmp, tmp, tmp, tmp);
-    FILE *p = popen(cmd, "r");
+    FILE *p = cli_popen_peer(cmd);
     if (!p)
         return NULL;
     char buf[8192];

@@ -180,7 +180,7 @@ static void run_peer(const char *python, const char *model, const char *device,
              python, model, device, precision, spec, min_sec);
     for (int i = 0; i < ncases; i++)
         peer[i].median_ms = peer[i].sent_per_s = -1;
-    FILE *p = popen(cmd, "r");
+    FILE *p = cli_popen_peer(cmd);
     if (!p) {
         elo_warn("bench embed: cannot run the peer: %s", cmd);
         return;

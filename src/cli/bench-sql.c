@@ -194,7 +194,7 @@ static int run_peer(const char *py, const char *script, int64_t rows, int gpu, i
     snprintf(cmd, sizeof cmd, "%s %s --rows %lld --reps %d %s", py, script, (long long)rows, reps,
              gpu ? "--gpu" : "");
     fprintf(stderr, "bench sql: running peer: %s\n", cmd);
-    FILE *f = popen(cmd, "r");
+    FILE *f = cli_popen_peer(cmd);
     if (!f)
         return -1;
     char line[4096];

@@ -207,7 +207,7 @@ static json_t *run_peer(const char *python, const char *peer, const char *args)
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' '%s' %s", python, peer, args);
     elo_info("bench vector: running %s", cmd);
-    FILE *p = popen(cmd, "r");
+    FILE *p = cli_popen_peer(cmd);
     if (!p) {
         fprintf(stderr, "bench vector: cannot run the peer: %s\n", cmd);
         return NULL;

@@ -2,6 +2,8 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int cli_fail(int code, const char *cmd, const char *fmt, ...)
@@ -35,6 +37,21 @@ elo_backend *cli_backend(const char *cmd, elo_device_kind requested, elo_op op, 
     if (requested == ELO_DEVICE_AUTO)
         elo_info("%s: device auto chose %s", cmd, elo_device_name(b->kind));
     return b;
+}
+
+FILE *cli_popen_peer(const char *cmd)
+{
+    const char *unset = elo_backend_forced_env();
+    if (!unset)
+        return popen(cmd, "r");
+    size_t n = strlen(cmd) + strlen(unset) + 16;
+    char *full = malloc(n);
+    if (!full)
+        return NULL;
+    snprintf(full, n, "env -u %s %s", unset, cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    return p;
 }
 
 void cli_print_json(json_t *obj)

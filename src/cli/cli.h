@@ -10,6 +10,7 @@
 #include "elohim/core.h"
 
 #include <jansson.h>
+#include <stdio.h>
 
 /* Exit codes: 0 success, 1 the work failed (bad data, I/O), 2 bad usage or
  * an unusable device requested. */
@@ -53,5 +54,10 @@ elo_backend *cli_backend(const char *cmd, elo_device_kind requested, elo_op op,
 
 /* Writes `obj` as one compact line to stdout and decrefs it. */
 void cli_print_json(json_t *obj);
+/* popen(cmd, "r") for a benchmark peer, in the environment it would have
+ * without us: what elo_backend_preinit() set for our own OpenBLAS is not
+ * passed on (the peer's BLAS picks its own kernels, as it would for a
+ * user). */
+FILE *cli_popen_peer(const char *cmd);
 
 #endif
