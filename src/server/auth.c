@@ -199,12 +199,17 @@ int elo__session_lookup(elo_server *s, elo_req *req, elo_principal *p)
     int64_t now = (int64_t)(elo_wall_time_ms() / 1000);
     int rc = ELO_AUTH;
     pthread_mutex_lock(&s->db_lock);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db,
+    /* Every authenticated request runs this: the statement is prepared
+     * once and kept (reset after each use) instead of compiled each time. */
+    if (!s->st_session &&
+        sqlite3_prepare_v3(s->db,
                            "SELECT s.user_id, s.founder, s.expires_at, u.username, u.role"
                            " FROM sessions s LEFT JOIN users u ON u.id = s.user_id"
                            " WHERE s.token_hash = ?",
-                           -1, &st, NULL) == SQLITE_OK) {
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_session, NULL) != SQLITE_OK)
+        s->st_session = NULL;
+    sqlite3_stmt *st = s->st_session;
+    if (st) {
         sqlite3_bind_text(st, 1, p->token_hash, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 2) > now) {
             p->user_id = sqlite3_column_int64(st, 0);
@@ -220,7 +225,8 @@ int elo__session_lookup(elo_server *s, elo_req *req, elo_principal *p)
                 rc = ELO_OK;
             }
         }
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
     pthread_mutex_unlock(&s->db_lock);
     p->authenticated = rc == ELO_OK;
