@@ -63,13 +63,17 @@ int elo__has_perm(elo_server *s, const elo_principal *p, const char *perm)
         return 1;
     int held = 0;
     pthread_mutex_lock(&s->db_lock);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM permissions WHERE user_id=? AND permission=?",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (!s->st_perm &&
+        sqlite3_prepare_v3(s->db, "SELECT 1 FROM permissions WHERE user_id=? AND permission=?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_perm, NULL) != SQLITE_OK)
+        s->st_perm = NULL;
+    sqlite3_stmt *st = s->st_perm;
+    if (st) {
         sqlite3_bind_int64(st, 1, p->user_id);
         sqlite3_bind_text(st, 2, perm, -1, SQLITE_STATIC);
         held = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
     pthread_mutex_unlock(&s->db_lock);
     return held;

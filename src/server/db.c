@@ -86,7 +86,8 @@ void elo__db_close(elo_server *s)
     if (!s->db)
         return;
     sqlite3_finalize(s->st_session);
-    s->st_session = NULL;
+    sqlite3_finalize(s->st_perm);
+    s->st_session = s->st_perm = NULL;
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
     if (sqlite3_close(s->db) != SQLITE_OK)
         elo_warn("serve: database did not close cleanly: %s", sqlite3_errmsg(s->db));

@@ -89,6 +89,7 @@ struct elo_server {
     sqlite3 *db;
     pthread_mutex_t db_lock;        /* one connection, serialized */
     sqlite3_stmt *st_session;       /* session lookup, prepared once (db_lock) */
+    sqlite3_stmt *st_perm;          /* granted-permission check, likewise */
     pthread_mutex_t audit_lock;     /* append + head files, one at a time */
     unsigned char audit_key[32];
     int64_t audit_count;            /* entries in the chain */
