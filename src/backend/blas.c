@@ -42,7 +42,7 @@ static const char *core_for_cpu(void)
         __builtin_cpu_supports("avx512cd"))
         return "SkylakeX";
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return "Haswell";
+        return __builtin_cpu_is("amd") ? "Zen" : "Haswell"; /* Zen: Haswell kernels, Zen blocking */
     if (__builtin_cpu_supports("avx"))
         return "Sandybridge";
 #endif
