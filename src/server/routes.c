@@ -101,6 +101,19 @@ static void audit_unavailable(ctx *c)
                     "the audit log cannot be written, so nothing was changed; try again later");
 }
 
+/* Commits the open audited change with its entry (details: a new reference,
+ * released here; NULL for none). When the entry cannot be written the
+ * change is rolled back, the answer is 503 and the result negative. */
+static int commit_audited(ctx *c, const elo_principal *actor, const char *action,
+                          int64_t target, json_t *details)
+{
+    int rc = elo__audit_commit(c->s, actor, action, target, details);
+    json_decref(details);
+    if (rc < 0)
+        audit_unavailable(c);
+    return rc;
+}
+
 static int principal_rank(const elo_principal *p)
 {
     return p->founder ? 3 : elo__role_rank(p->role);
@@ -295,12 +308,9 @@ static void h_setup_step1(ctx *c)
     elo_principal admin = {.authenticated = 1, .user_id = id};
     snprintf(admin.username, sizeof admin.username, "%s", username);
     snprintf(admin.role, sizeof admin.role, "super_admin");
-    json_t *d = json_pack("{s:s,s:s}", "username", username, "role", "super_admin");
-    int rc = elo__audit_commit(s, &admin, "SETUP_ADMIN_CREATED", id, d);
-    json_decref(d);
-    if (rc < 0) {
+    if (commit_audited(c, &admin, "SETUP_ADMIN_CREATED", id,
+                       json_pack("{s:s,s:s}", "username", username, "role", "super_admin")) < 0) {
         sodium_memzero(token, sizeof token);
-        audit_unavailable(c);
         return;
     }
     set_session_cookie(c->resp, token, s->cfg.session_ttl_s);
@@ -337,10 +347,8 @@ static void h_setup_step2(ctx *c)
         internal_error(c, "setup step2");
         return;
     }
-    if (elo__audit_commit(s, c->who, "SETUP_FOUNDER_PASSWORD_SET", -1, NULL) < 0) {
-        audit_unavailable(c);
+    if (commit_audited(c, c->who, "SETUP_FOUNDER_PASSWORD_SET", -1, NULL) < 0)
         return;
-    }
     elo__resp_json(c->resp, 200, json_pack("{s:b,s:i}", "founder_password_set", 1, "step", step));
 }
 
@@ -465,10 +473,8 @@ static void h_setup_complete(ctx *c)
             internal_error(c, "setup complete");
         return;
     }
-    if (elo__audit_commit(s, c->who, "SETUP_COMPLETED", -1, NULL) < 0) {
-        audit_unavailable(c);
+    if (commit_audited(c, c->who, "SETUP_COMPLETED", -1, NULL) < 0)
         return;
-    }
     /* Committed: the token goes, under db_lock as setup_guard reads it. */
     pthread_mutex_lock(&s->db_lock);
     atomic_store(&s->setup_complete, 1);
@@ -577,13 +583,9 @@ static void h_login(ctx *c)
         internal_error(c, "login session");
         return;
     }
-    json_t *d = json_pack("{s:s}", "ip", c->req->ip ? c->req->ip : "");
-    int rc = elo__audit_commit(s, &who, founder ? "FOUNDER_LOGIN" : "LOGIN_OK",
-                               founder ? -1 : id, d);
-    json_decref(d);
-    if (rc < 0) {
+    if (commit_audited(c, &who, founder ? "FOUNDER_LOGIN" : "LOGIN_OK", founder ? -1 : id,
+                       json_pack("{s:s}", "ip", c->req->ip ? c->req->ip : "")) < 0) {
         sodium_memzero(token, sizeof token);
-        audit_unavailable(c);
         return;
     }
     elo__rl_reset(&s->rl, ukey);
@@ -733,13 +735,9 @@ static void h_users_create(ctx *c)
             internal_error(c, "create user");
         return;
     }
-    json_t *d = json_pack("{s:s,s:s}", "username", username, "role", role);
-    int rc = elo__audit_commit(s, c->who, "USER_CREATED", id, d);
-    json_decref(d);
-    if (rc < 0) {
-        audit_unavailable(c);
+    if (commit_audited(c, c->who, "USER_CREATED", id,
+                       json_pack("{s:s,s:s}", "username", username, "role", role)) < 0)
         return;
-    }
     elo__resp_json(c->resp, 201, user_json(id, username, role));
 }
 
@@ -807,13 +805,10 @@ static void h_user_role(ctx *c)
             elo_seterr(ELO_SQL, "users: %s", sqlite3_errmsg(s->db));
     }
     if (outcome == 0) {
-        json_t *d = json_pack("{s:s,s:s,s:s}", "username", u.username, "from", u.role, "to", role);
-        int rc = elo__audit_commit(s, c->who, "ROLE_CHANGED", id, d);
-        json_decref(d);
-        if (rc < 0) {
-            audit_unavailable(c);
+        if (commit_audited(c, c->who, "ROLE_CHANGED", id,
+                           json_pack("{s:s,s:s,s:s}", "username", u.username, "from", u.role,
+                                     "to", role)) < 0)
             return;
-        }
     } else {
         elo__audit_rollback(s);   /* refused, or the same role: nothing to record */
     }
@@ -881,12 +876,10 @@ static void h_user_grant(ctx *c)
         grants = grants_of(s, id);
     }
     if (!err && changed) {
-        json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
-        int rc = elo__audit_commit(s, c->who, "PERMISSION_GRANTED", id, d);
-        json_decref(d);
-        if (rc < 0) {
+        if (commit_audited(c, c->who, "PERMISSION_GRANTED", id,
+                           json_pack("{s:s,s:s}", "permission", perm, "username",
+                                     u.username)) < 0) {
             json_decref(grants);
-            audit_unavailable(c);
             return;
         }
     } else {
@@ -945,13 +938,10 @@ static void h_user_revoke(ctx *c)
             elo_seterr(ELO_SQL, "permissions: %s", sqlite3_errmsg(s->db));
     }
     if (!err && removed) {
-        json_t *d = json_pack("{s:s,s:s}", "permission", perm, "username", u.username);
-        int rc = elo__audit_commit(s, c->who, "PERMISSION_REVOKED", id, d);
-        json_decref(d);
-        if (rc < 0) {
-            audit_unavailable(c);
+        if (commit_audited(c, c->who, "PERMISSION_REVOKED", id,
+                           json_pack("{s:s,s:s}", "permission", perm, "username",
+                                     u.username)) < 0)
             return;
-        }
     } else {
         elo__audit_rollback(s);   /* refused, or not granted: nothing to record */
     }
@@ -1021,13 +1011,9 @@ static void h_user_delete(ctx *c)
             elo_seterr(ELO_SQL, "delete user: %s", sqlite3_errmsg(s->db));
     }
     if (outcome == 0) {
-        json_t *d = json_pack("{s:s,s:s}", "username", u.username, "role", u.role);
-        int rc = elo__audit_commit(s, c->who, "USER_DELETED", id, d);
-        json_decref(d);
-        if (rc < 0) {
-            audit_unavailable(c);
+        if (commit_audited(c, c->who, "USER_DELETED", id,
+                           json_pack("{s:s,s:s}", "username", u.username, "role", u.role)) < 0)
             return;
-        }
     } else {
         elo__audit_rollback(s);
     }
