@@ -394,6 +394,15 @@ int elo__audit_open(elo_server *s)
 
 /* Inserts one entry (actor_id, target < 0: NULL) into the open
  * transaction; db_lock held. */
+/* An id column: NULL for "none" (negative). */
+static void bind_id(sqlite3_stmt *st, int col, int64_t id)
+{
+    if (id >= 0)
+        sqlite3_bind_int64(st, col, id);
+    else
+        sqlite3_bind_null(st, col);
+}
+
 static int insert_row(elo_server *s, int64_t id, const char *ts, int64_t actor_id,
                       const char *actor_name, const char *action, int64_t target,
                       const char *details, const unsigned char mac[ELO_MAC_BYTES])
@@ -408,16 +417,10 @@ static int insert_row(elo_server *s, int64_t id, const char *ts, int64_t actor_i
         return elo_seterr(ELO_SQL, "audit_log: %s", sqlite3_errmsg(s->db));
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
-    if (actor_id >= 0)
-        sqlite3_bind_int64(st, 3, actor_id);
-    else
-        sqlite3_bind_null(st, 3);
+    bind_id(st, 3, actor_id);
     sqlite3_bind_text(st, 4, actor_name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
-    if (target >= 0)
-        sqlite3_bind_int64(st, 6, target);
-    else
-        sqlite3_bind_null(st, 6);
+    bind_id(st, 6, target);
     sqlite3_bind_text(st, 7, details, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, machex, -1, SQLITE_STATIC);
     int rc = ELO_OK;
