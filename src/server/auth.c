@@ -55,6 +55,18 @@ int elo__role_has(const char *role, const char *perm)
     return !strcmp(perm, "docs.read");
 }
 
+/* A statement that requests run on every call (the session lookup, the
+ * permission check): prepared once into *slot and kept until the database
+ * closes, instead of compiled by SQLite each time. The caller holds db_lock
+ * and resets it after use. NULL when it cannot be prepared. */
+static sqlite3_stmt *kept_stmt(elo_server *s, sqlite3_stmt **slot, const char *sql)
+{
+    if (!*slot && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+                      SQLITE_OK)
+        *slot = NULL;
+    return *slot;
+}
+
 int elo__has_perm(elo_server *s, const elo_principal *p, const char *perm)
 {
     if (!p->authenticated)
@@ -63,11 +75,8 @@ int elo__has_perm(elo_server *s, const elo_principal *p, const char *perm)
         return 1;
     int held = 0;
     pthread_mutex_lock(&s->db_lock);
-    if (!s->st_perm &&
-        sqlite3_prepare_v3(s->db, "SELECT 1 FROM permissions WHERE user_id=? AND permission=?",
-                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_perm, NULL) != SQLITE_OK)
-        s->st_perm = NULL;
-    sqlite3_stmt *st = s->st_perm;
+    sqlite3_stmt *st = kept_stmt(s, &s->st_perm,
+                                 "SELECT 1 FROM permissions WHERE user_id=? AND permission=?");
     if (st) {
         sqlite3_bind_int64(st, 1, p->user_id);
         sqlite3_bind_text(st, 2, perm, -1, SQLITE_STATIC);
@@ -203,16 +212,10 @@ int elo__session_lookup(elo_server *s, elo_req *req, elo_principal *p)
     int64_t now = (int64_t)(elo_wall_time_ms() / 1000);
     int rc = ELO_AUTH;
     pthread_mutex_lock(&s->db_lock);
-    /* Every authenticated request runs this: the statement is prepared
-     * once and kept (reset after each use) instead of compiled each time. */
-    if (!s->st_session &&
-        sqlite3_prepare_v3(s->db,
-                           "SELECT s.user_id, s.founder, s.expires_at, u.username, u.role"
-                           " FROM sessions s LEFT JOIN users u ON u.id = s.user_id"
-                           " WHERE s.token_hash = ?",
-                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_session, NULL) != SQLITE_OK)
-        s->st_session = NULL;
-    sqlite3_stmt *st = s->st_session;
+    sqlite3_stmt *st = kept_stmt(s, &s->st_session,
+                                 "SELECT s.user_id, s.founder, s.expires_at, u.username, u.role"
+                                 " FROM sessions s LEFT JOIN users u ON u.id = s.user_id"
+                                 " WHERE s.token_hash = ?");
     if (st) {
         sqlite3_bind_text(st, 1, p->token_hash, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 2) > now) {
