@@ -19,7 +19,7 @@ command -v sqlite3 >/dev/null && cp "$(command -v sqlite3)" .bundle/bin/
 # (base system libraries such as zlib or gnutls stay the machine's own).
 # OpenBLAS is opened with dlopen (src/backend/blas.c), so ldd does not list
 # it: bundle it by name, with what it needs in turn.
-blas=$(ldconfig -p | awk '/libopenblas\.so\.0 / {print $NF; exit}')
+blas=$(ldconfig -p | awk '/libopenblas\.so\.0 / && !b {b = $NF} END {print b}')
 [ -n "$blas" ] || { echo "gpu-bundle: libopenblas.so.0 not found" >&2; exit 1; }
 cp -L "$blas" .bundle/lib/libopenblas.so.0
 for b in .bundle/elohim .bundle/tests/* .bundle/bench/* .bundle/bin/* "$blas"; do ldd "$b"; done |

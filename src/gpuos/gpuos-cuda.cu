@@ -46,6 +46,7 @@
 #include <cub/block/block_scan.cuh>
 #include <cuda_runtime.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -291,16 +292,67 @@ __device__ static void st_booted(const gos_dev &P)
 
 /* ---- frame stages ------------------------------------------------------- */
 
+typedef cub::BlockScan<uint32_t, BLOCK> BlockScanU;
+
+/* Frame step 1 with block 0 (gos_frame_prepare's steps, same results): a
+ * block scan numbers the user apps in slot order, each thread lays out
+ * its own app's window, and the click lookup is a parallel match on the
+ * user index. A serial loop over the slots would cost a dependent L2
+ * round trip per slot (~20 us for 64 slots). */
 __device__ static void st_prepare(const gos_dev &P, uint32_t f)
 {
-    if (!lead())
+    __shared__ typename BlockScanU::TempStorage ts;
+    __shared__ uint32_t carry;
+    __shared__ int32_t last_user;
+    __shared__ int32_t want;
+    if (blockIdx.x != 0)
         return;
-    gos_input in;
-    memset(&in, 0, sizeof in);
-    if (P.inputs)
-        in = P.inputs[f];
-    P.boot->stop = P.ctl[0];
-    gos_frame_prepare(P.boot, P.apps, &in);
+    gos_boot *bs = P.boot;
+    const uint32_t slots = bs->slots;
+    if (threadIdx.x == 0) {
+        carry = 0;
+        last_user = -1;
+        bs->stop = P.ctl[0];
+    }
+    __syncthreads();
+    for (uint32_t base = 0; base < slots; base += BLOCK) {
+        uint32_t s = base + threadIdx.x, user = 0, k, total;
+        gos_app *a = &P.apps[s < slots ? s : 0];
+        if (s < slots) {
+            a->vis_status = a->status;
+            user = a->status != GOS_APP_FREE && a->type == GOS_TYPE_USER;
+        }
+        BlockScanU(ts).ExclusiveSum(user, k, total);
+        if (user) {
+            k += carry;
+            gos_window_origin(k, &a->win_x, &a->win_y);
+            a->user_index = k;
+            atomicMax(&last_user, (int32_t)s);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0)
+            carry += total;
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        gos_input in;
+        memset(&in, 0, sizeof in);
+        if (P.inputs)
+            in = P.inputs[f];
+        bs->user_count = carry;
+        if (bs->focused_slot < 0 || (uint32_t)bs->focused_slot >= slots ||
+            P.apps[bs->focused_slot].status == GOS_APP_FREE)
+            bs->focused_slot = last_user;
+        want = gos_dock_click(&in, carry);
+    }
+    __syncthreads();
+    if (want >= 0)
+        for (uint32_t s = threadIdx.x; s < slots; s += BLOCK) {
+            const gos_app *a = &P.apps[s];
+            if (a->status != GOS_APP_FREE && a->type == GOS_TYPE_USER &&
+                a->user_index == (uint32_t)want)
+                bs->focused_slot = (int32_t)s; /* one match at most */
+        }
 }
 
 /* A block per app. Thread 0 runs a user app's VM, the Compositor or the
@@ -347,13 +399,70 @@ __device__ static void st_apps(const gos_dev &P, uint32_t f)
     }
 }
 
+/* Frame step 3 with block 0 (gos_plan_layers and gos_frame_count, same
+ * results): the unfocused user windows take layers 1, 3, 5, ... in slot
+ * order and their draw offsets come from a block scan of their draw
+ * counts; the focused window, the Dock and the MenuBar follow. */
 __device__ static void st_plan(const gos_dev &P)
 {
-    if (!lead())
+    __shared__ typename BlockScanU::TempStorage ts;
+    __shared__ uint32_t carry_n, carry_d, faults, preempts;
+    if (blockIdx.x != 0)
         return;
-    gos_plan_layers(P.boot, P.apps, P.layers);
-    gos_frame_count(P.boot, P.apps);
-    P.ctl[2] = P.boot->frame;
+    gos_boot *bs = P.boot;
+    const gos_app *apps = P.apps;
+    const gos_app *chrome = &apps[GOS_SYS_CHROME];
+    const uint32_t slots = bs->slots;
+    const int32_t focus = bs->focused_slot;
+    if (threadIdx.x == 0) {
+        const gos_app *comp = &apps[GOS_SYS_COMPOSITOR];
+        gos_layer_set(&P.layers[0], comp->quad_off, comp->quad_count, 0, 0, 0, 0, 0, GOS_FB_W,
+                      GOS_FB_H);
+        carry_n = 0;
+        carry_d = comp->quad_count;
+        faults = preempts = 0;
+    }
+    __syncthreads();
+    uint32_t my_faults = 0, my_preempts = 0;
+    for (uint32_t base = 0; base < slots; base += BLOCK) {
+        uint32_t s = base + threadIdx.x, in = 0, cnt = 0;
+        const gos_app *a = &apps[s < slots ? s : 0];
+        if (s < slots) {
+            my_faults += a->status == GOS_APP_FAULTED;
+            my_preempts += a->preempt_count;
+            if (gos_visible_user(a) && (int32_t)s != focus) {
+                in = 1;
+                cnt = a->chrome_count + (a->vis_status == GOS_APP_RUNNING ? a->quad_count : 0);
+            }
+        }
+        uint32_t j, nj, d, nd;
+        BlockScanU(ts).ExclusiveSum(in, j, nj);
+        __syncthreads();
+        BlockScanU(ts).ExclusiveSum(cnt, d, nd);
+        if (in)
+            gos_user_layers(chrome, a, carry_d + d, &P.layers[1 + 2 * (carry_n + j)]);
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            carry_n += nj;
+            carry_d += nd;
+        }
+        __syncthreads();
+    }
+    atomicAdd(&faults, my_faults);
+    atomicAdd(&preempts, my_preempts);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        uint32_t n = 1 + 2 * carry_n, draws = carry_d;
+        if (focus >= 0 && (uint32_t)focus < slots && gos_visible_user(&apps[focus])) {
+            draws += gos_user_layers(chrome, &apps[focus], draws, &P.layers[n]);
+            n += 2;
+        }
+        gos_plan_tail(bs, apps, P.layers, n, draws);
+        bs->fault_count = faults;
+        bs->preempt_total = preempts;
+        bs->frame++;
+        P.ctl[2] = bs->frame;
+    }
 }
 
 __device__ static void st_resolve(const gos_dev &P)
@@ -366,49 +475,124 @@ __device__ static void st_resolve(const gos_dev &P)
     }
 }
 
+/* Raster: a block takes a run of tiles of one tile row at a time. It culls
+ * the draw list against the run's rectangle once (a block scan keeps the
+ * z-order) into shared memory; for each tile it then picks that list's
+ * draws touching the tile, from the last opaque one covering the whole
+ * tile on, and each thread blends its pixel over them. A run whose list overflows the shared array
+ * is drawn tile by tile, each tile culling the whole list in chunks. */
+#define RASTER_CAP 512
+
+__device__ static void raster_tile_chunked(const gos_dev &P, gos_draw *list,
+                                           typename BlockScanU::TempStorage &tu, uint32_t tx,
+                                           uint32_t ty)
+{
+    __shared__ uint32_t chunk_n;
+    const uint32_t n = P.boot->draw_count;
+    int32_t tx0 = (int32_t)(tx * GOS_TILE), ty0 = (int32_t)(ty * GOS_TILE);
+    int32_t px = tx0 + (int32_t)(threadIdx.x % GOS_TILE);
+    int32_t py = ty0 + (int32_t)(threadIdx.x / GOS_TILE);
+    uint32_t pixel = 0xff000000u;
+    for (uint32_t c = 0; c < n; c += BLOCK) {
+        uint32_t i = c + threadIdx.x, hit = 0, pos, total;
+        gos_draw d = {0, 0, 0, 0, 0u, 0u};
+        if (i < n) {
+            d = P.draws[i];
+            hit = gos_draw_overlaps(&d, tx0, ty0, tx0 + GOS_TILE, ty0 + GOS_TILE);
+        }
+        BlockScanU(tu).ExclusiveSum(hit, pos, total);
+        if (hit)
+            list[pos] = d;
+        if (threadIdx.x == 0)
+            chunk_n = total;
+        __syncthreads();
+        for (uint32_t k = 0; k < chunk_n; k++)
+            pixel = gos_shade(&list[k], px, py, pixel);
+        __syncthreads();
+    }
+    P.fb[(size_t)py * GOS_FB_W + px] = pixel;
+}
+
 __device__ static void st_raster(const gos_dev &P)
 {
-    typedef cub::BlockScan<uint32_t, BLOCK> ScanU;
-    __shared__ typename ScanU::TempStorage tu;
-    __shared__ gos_draw list[BLOCK];
-    __shared__ uint32_t list_n;
-    __shared__ int cover;       /* last opaque draw covering the whole tile */
-    const uint32_t tiles_x = GOS_FB_W / GOS_TILE, tiles = tiles_x * (GOS_FB_H / GOS_TILE);
-    uint32_t n = P.boot->draw_count;
-    for (uint32_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-        int32_t tx0 = (int32_t)(t % tiles_x) * GOS_TILE, ty0 = (int32_t)(t / tiles_x) * GOS_TILE;
-        int32_t px = tx0 + (int32_t)(threadIdx.x % GOS_TILE);
-        int32_t py = ty0 + (int32_t)(threadIdx.x / GOS_TILE);
-        uint32_t pixel = 0xff000000u;
+    __shared__ typename BlockScanU::TempStorage tu;
+    __shared__ gos_draw list[RASTER_CAP];
+    __shared__ uint16_t tile[RASTER_CAP];
+    __shared__ uint32_t list_n, tile_n, cover;
+    const uint32_t tiles_x = GOS_FB_W / GOS_TILE, tiles_y = GOS_FB_H / GOS_TILE;
+    uint32_t per_row = (gridDim.x + tiles_y - 1) / tiles_y; /* runs per tile row */
+    if (per_row > tiles_x)
+        per_row = tiles_x;
+    const uint32_t run = (tiles_x + per_row - 1) / per_row, runs = tiles_y * per_row;
+    const uint32_t n = P.boot->draw_count;
+    for (uint32_t r = blockIdx.x; r < runs; r += gridDim.x) {
+        uint32_t ty = r / per_row, tx_begin = (r % per_row) * run;
+        uint32_t tx_end = tx_begin + run < tiles_x ? tx_begin + run : tiles_x;
+        if (tx_begin >= tx_end)
+            continue; /* the same for the whole block */
+        int32_t rx0 = (int32_t)(tx_begin * GOS_TILE), rx1 = (int32_t)(tx_end * GOS_TILE);
+        int32_t ry0 = (int32_t)(ty * GOS_TILE), ry1 = ry0 + GOS_TILE;
+        if (threadIdx.x == 0)
+            list_n = 0;
+        __syncthreads();
         for (uint32_t c = 0; c < n; c += BLOCK) {
-            uint32_t i = c + threadIdx.x;
+            uint32_t i = c + threadIdx.x, hit = 0, pos, total;
             gos_draw d = {0, 0, 0, 0, 0u, 0u};
-            uint32_t hit = 0;
             if (i < n) {
                 d = P.draws[i];
-                hit = gos_draw_overlaps(&d, tx0, ty0, tx0 + GOS_TILE, ty0 + GOS_TILE);
+                hit = gos_draw_overlaps(&d, rx0, ry0, rx1, ry1);
             }
-            if (threadIdx.x == 0)
-                cover = -1;
+            BlockScanU(tu).ExclusiveSum(hit, pos, total);
+            uint32_t at = list_n + pos;
+            if (hit && at < RASTER_CAP)
+                list[at] = d;
             __syncthreads();
-            uint32_t pos, total;
-            ScanU(tu).ExclusiveSum(hit, pos, total);
-            if (hit) {
-                list[pos] = d;
-                if (!d.glyph && (d.color >> 24) == 255 && d.x0 <= tx0 &&
-                    d.x1 >= tx0 + GOS_TILE && d.y0 <= ty0 && d.y1 >= ty0 + GOS_TILE)
-                    atomicMax(&cover, (int)pos);
-            }
             if (threadIdx.x == 0)
-                list_n = total;
-            __syncthreads();
-            /* a covering opaque draw overwrites everything before it */
-            uint32_t k0 = cover >= 0 ? (uint32_t)cover : 0u;
-            for (uint32_t k = k0; k < list_n; k++)
-                pixel = gos_shade(&list[k], px, py, pixel);
+                list_n += total;
             __syncthreads();
         }
-        P.fb[(size_t)py * GOS_FB_W + px] = pixel;
+        const uint32_t m = list_n;
+        if (m <= RASTER_CAP) {
+            int32_t py = ry0 + (int32_t)(threadIdx.x / GOS_TILE);
+            for (uint32_t tx = tx_begin; tx < tx_end; tx++) {
+                /* the run's draws that touch this tile, in order, from the
+                 * last opaque one covering the whole tile on */
+                int32_t tx0 = (int32_t)(tx * GOS_TILE);
+                if (threadIdx.x == 0) {
+                    tile_n = 0;
+                    cover = 0;
+                }
+                __syncthreads();
+                for (uint32_t c = 0; c < m; c += BLOCK) {
+                    uint32_t i = c + threadIdx.x, hit = 0, pos, total;
+                    if (i < m)
+                        hit = gos_draw_overlaps(&list[i], tx0, ry0, tx0 + GOS_TILE, ry1);
+                    BlockScanU(tu).ExclusiveSum(hit, pos, total);
+                    if (hit) {
+                        const gos_draw *d = &list[i];
+                        pos += tile_n;
+                        tile[pos] = (uint16_t)i;
+                        if (!d->glyph && (d->color >> 24) == 255 && d->x0 <= tx0 &&
+                            d->x1 >= tx0 + GOS_TILE && d->y0 <= ry0 && d->y1 >= ry1)
+                            atomicMax(&cover, pos);
+                    }
+                    __syncthreads();
+                    if (threadIdx.x == 0)
+                        tile_n += total;
+                    __syncthreads();
+                }
+                int32_t px = tx0 + (int32_t)(threadIdx.x % GOS_TILE);
+                uint32_t pixel = 0xff000000u;
+                for (uint32_t k = cover; k < tile_n; k++)
+                    pixel = gos_shade(&list[tile[k]], px, py, pixel);
+                P.fb[(size_t)py * GOS_FB_W + px] = pixel;
+                __syncthreads();
+            }
+        } else {
+            for (uint32_t tx = tx_begin; tx < tx_end; tx++)
+                raster_tile_chunked(P, list, tu, tx, ty);
+        }
+        __syncthreads(); /* the list is rebuilt for the next run */
     }
 }
 
@@ -451,19 +635,30 @@ __global__ void __launch_bounds__(BLOCK) k_boot(gos_dev P)
 }
 
 /* The persistent megakernel: `count` frames, or fewer when the host
- * raises the stop word. */
+ * raises the stop word. The next frame's prepare step runs in the plan
+ * stage (block 0, after the plan): nothing between them reads what it
+ * writes (resolve and raster read the layers and quads only), and it saves
+ * a grid barrier per frame. */
 __global__ void __launch_bounds__(BLOCK) k_frames(gos_dev P, uint32_t count)
 {
     cg::grid_group g = cg::this_grid();
+    st_prepare(P, 0);
+    g.sync();
     for (uint32_t f = 0; f < count; f++) {
-        run_stage(P, ST_PREPARE, f);
-        g.sync();
         if (*(volatile uint32_t *)&P.boot->stop)
             break;
-        for (int st = ST_APPS; st <= ST_RASTER; st++) {
-            run_stage(P, st, f);
-            g.sync();
+        st_apps(P, f);
+        g.sync();
+        st_plan(P);
+        if (f + 1 < count) {
+            __syncthreads();
+            st_prepare(P, f + 1);
         }
+        g.sync();
+        st_resolve(P);
+        g.sync();
+        st_raster(P);
+        g.sync();
     }
 }
 
@@ -560,6 +755,11 @@ extern "C" int elo__gpuos_cuda_boot(elo_gpuos *os)
     CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm2, k_frames, BLOCK, 0));
     if (per_sm2 < per_sm)
         per_sm = per_sm2;
+    /* ELOHIM_GPUOS_BLOCKS_PER_SM (a tuning knob for measurements): fewer
+     * co-resident blocks make each grid barrier cheaper */
+    const char *bps = getenv("ELOHIM_GPUOS_BLOCKS_PER_SM");
+    if (bps && atoi(bps) > 0 && atoi(bps) < per_sm)
+        per_sm = atoi(bps);
     cs->coop = coop && per_sm > 0;
     cs->grid = cs->coop ? per_sm * sms : sms * 4;
     if (cs->grid < 1)
@@ -681,6 +881,38 @@ extern "C" int elo__gpuos_cuda_frames(elo_gpuos *os, uint32_t count, const gos_i
     CUDA_TRY(cudaEventCreate(&e1));
     CUDA_TRY(cudaEventRecord(e0, cs->stream));
     int rc = ELO_OK;
+    /* ELOHIM_GPUOS_STAGES=1 (a diagnostic): the frames run as one launch
+     * per stage, each timed with events, and the mean per stage goes to
+     * stderr; the persistent kernel's time is the sum plus its grid
+     * barriers minus these launches' gaps. */
+    const char *prof = getenv("ELOHIM_GPUOS_STAGES");
+    if (prof && *prof == '1') {
+        enum { NST = ST_RASTER - ST_PREPARE + 1 };
+        cudaEvent_t ev[NST + 1];
+        double acc[NST] = {0};
+        for (int i = 0; i <= NST; i++)
+            CUDA_TRY(cudaEventCreate(&ev[i]));
+        for (uint32_t f = 0; f < count && rc == ELO_OK; f++) {
+            CUDA_TRY(cudaEventRecord(ev[0], cs->stream));
+            for (int st = ST_PREPARE; st <= ST_RASTER && rc == ELO_OK; st++) {
+                rc = launch_stage(cs, st, f);
+                CUDA_TRY(cudaEventRecord(ev[st - ST_PREPARE + 1], cs->stream));
+            }
+            CUDA_TRY(cudaEventSynchronize(ev[NST]));
+            for (int i = 0; i < NST; i++) {
+                float ms = 0.0f;
+                CUDA_TRY(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+                acc[i] += ms * 1000.0;
+            }
+        }
+        static const char *names[NST] = {"prepare", "apps", "plan", "resolve", "raster"};
+        fprintf(stderr, "gpuos stages: grid %d blocks of %d, %s\n", cs->grid, BLOCK,
+                cs->coop ? "cooperative" : "one launch per stage");
+        for (int i = 0; i < NST; i++)
+            fprintf(stderr, "gpuos stage %-8s %9.2f us/frame\n", names[i], acc[i] / count);
+        for (int i = 0; i <= NST; i++)
+            cudaEventDestroy(ev[i]);
+    }
     if (cs->coop) {
         void *args[] = {&cs->P, &count};
         CUDA_TRY(cudaLaunchCooperativeKernel((const void *)k_frames, dim3(cs->grid), dim3(BLOCK),

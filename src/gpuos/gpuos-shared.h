@@ -775,8 +775,28 @@ GOS_HD void gos_window_origin(uint32_t k, int32_t *x, int32_t *y)
     *y = GOS_MENU_H + GOS_TITLE_H + 24 + (int32_t)(row * 300u + off);
 }
 
-/* Frame step 1 (one thread): focus from input, window layout, visible
- * status snapshot. `slots` entries of `apps`. */
+/* The dock icon under a click: the index among user apps (in slot order)
+ * of the icon at the mouse when the first button is down, or -1. `k` user
+ * apps are running (same geometry as the Dock). */
+GOS_HD int32_t gos_dock_click(const gos_input *in, uint32_t k)
+{
+    if (!(in->buttons & 1u) || k == 0)
+        return -1;
+    int32_t icon = (GOS_FB_W - 16) / (int32_t)k;
+    if (icon > 56) icon = 56;
+    if (icon < 2)
+        return -1;
+    int32_t total = icon * (int32_t)k;
+    int32_t x0 = (GOS_FB_W - total) / 2, y0 = GOS_FB_H - GOS_DOCK_H;
+    int32_t mx = gos_f2i_clamp(in->mouse_x), my = gos_f2i_clamp(in->mouse_y);
+    if (my < y0 || my >= GOS_FB_H || mx < x0 || mx >= x0 + total)
+        return -1;
+    return (mx - x0) / icon;
+}
+
+/* Frame step 1: focus from input, window layout, visible status snapshot.
+ * `slots` entries of `apps`. One thread here; the CUDA path runs the same
+ * steps with a block (gpuos-cuda.cu, st_prepare) and must stay in step. */
 GOS_HD void gos_frame_prepare(gos_boot *bs, gos_app *apps, const gos_input *in)
 {
     uint32_t k = 0;
@@ -795,25 +815,14 @@ GOS_HD void gos_frame_prepare(gos_boot *bs, gos_app *apps, const gos_input *in)
     if (bs->focused_slot < 0 || (uint32_t)bs->focused_slot >= bs->slots ||
         apps[bs->focused_slot].status == GOS_APP_FREE)
         bs->focused_slot = last_user;
-    /* a click on a dock icon focuses that app (same geometry as the Dock) */
-    if ((in->buttons & 1u) && k > 0) {
-        int32_t icon = (GOS_FB_W - 16) / (int32_t)k;
-        if (icon > 56) icon = 56;
-        if (icon >= 2) {
-            int32_t total = icon * (int32_t)k;
-            int32_t x0 = (GOS_FB_W - total) / 2, y0 = GOS_FB_H - GOS_DOCK_H;
-            int32_t mx = gos_f2i_clamp(in->mouse_x), my = gos_f2i_clamp(in->mouse_y);
-            if (my >= y0 && my < GOS_FB_H && mx >= x0 && mx < x0 + total) {
-                uint32_t want = (uint32_t)((mx - x0) / icon), j = 0;
-                for (uint32_t s = 0; s < bs->slots; s++) {
-                    if (apps[s].status == GOS_APP_FREE || apps[s].type != GOS_TYPE_USER)
-                        continue;
-                    if (j == want) {
-                        bs->focused_slot = (int32_t)s;
-                        break;
-                    }
-                    j++;
-                }
+    /* a click on a dock icon focuses that app */
+    int32_t want = gos_dock_click(in, k);
+    if (want >= 0) {
+        for (uint32_t s = 0; s < bs->slots; s++) {
+            if (apps[s].status != GOS_APP_FREE && apps[s].type == GOS_TYPE_USER &&
+                apps[s].user_index == (uint32_t)want) {
+                bs->focused_slot = (int32_t)s;
+                break;
             }
         }
     }
@@ -1018,48 +1027,81 @@ GOS_HD uint32_t gos_sys_chrome(const gos_boot *bs, gos_app *apps, gos_quad *qs, 
 
 /* ---- z-order plan (one thread) and resolve (parallel) ------------------ */
 
+/* Sets one layer. */
+GOS_HD void gos_layer_set(gos_layer *l, uint32_t off, uint32_t cnt, uint32_t draw_off, int32_t dx,
+                          int32_t dy, int32_t cx0, int32_t cy0, int32_t cx1, int32_t cy1)
+{
+    l->src_off = off;
+    l->count = cnt;
+    l->draw_off = draw_off;
+    l->dx = dx;
+    l->dy = dy;
+    l->cx0 = cx0;
+    l->cy0 = cy0;
+    l->cx1 = cx1;
+    l->cy1 = cy1;
+}
+
+/* A user window's two layers (its chrome, then its content clipped to the
+ * content rectangle) from draw `draw_off` on; returns their draw count. */
+GOS_HD uint32_t gos_user_layers(const gos_app *chrome, const gos_app *a, uint32_t draw_off,
+                                gos_layer *out)
+{
+    uint32_t content = a->vis_status == GOS_APP_RUNNING ? a->quad_count : 0;
+    gos_layer_set(&out[0], chrome->quad_off + a->chrome_off, a->chrome_count, draw_off, 0, 0, 0,
+                  GOS_MENU_H, GOS_FB_W, GOS_FB_H);
+    int32_t cx1 = a->win_x + GOS_WIN_W, cy1 = a->win_y + GOS_WIN_H;
+    gos_layer_set(&out[1], a->quad_off, content, draw_off + a->chrome_count, a->win_x, a->win_y,
+                  a->win_x, a->win_y, cx1 < GOS_FB_W ? cx1 : GOS_FB_W,
+                  cy1 < GOS_FB_H ? cy1 : GOS_FB_H);
+    return a->chrome_count + content;
+}
+
+/* A visible user window (as prepared this frame). */
+GOS_HD int gos_visible_user(const gos_app *a)
+{
+    return a->vis_status != GOS_APP_FREE && a->type == GOS_TYPE_USER;
+}
+
+/* The last layers of the plan (the Dock, then the MenuBar) after `n`
+ * layers holding `draws` draws; sets the counts. */
+GOS_HD void gos_plan_tail(gos_boot *bs, const gos_app *apps, gos_layer *layers, uint32_t n,
+                          uint32_t draws)
+{
+    const gos_app *dock = &apps[GOS_SYS_DOCK], *menu = &apps[GOS_SYS_MENUBAR];
+    gos_layer_set(&layers[n++], dock->quad_off, dock->quad_count, draws, 0, 0, 0, 0, GOS_FB_W,
+                  GOS_FB_H);
+    draws += dock->quad_count;
+    gos_layer_set(&layers[n++], menu->quad_off, menu->quad_count, draws, 0, 0, 0, 0, GOS_FB_W,
+                  GOS_FB_H);
+    draws += menu->quad_count;
+    bs->layer_count = n;
+    bs->draw_count = draws;
+}
+
 /* Builds the layers of this frame in z-order: desktop (Compositor), then
- * each user window (its chrome, then its content clipped to the content
- * rectangle; the focused window last), then the Dock and the MenuBar.
- * `layers` holds 3 + 2 * slots entries. Sets bs->draw_count and
- * bs->layer_count. */
+ * each user window (its chrome, then its content; the focused window
+ * last), then the Dock and the MenuBar. `layers` holds 3 + 2 * slots
+ * entries. Sets bs->draw_count and bs->layer_count. One thread here; the
+ * CUDA path computes the same layers with a block (st_plan). */
 GOS_HD void gos_plan_layers(gos_boot *bs, const gos_app *apps, gos_layer *layers)
 {
     uint32_t n = 0, draws = 0;
     const gos_app *chrome = &apps[GOS_SYS_CHROME];
-#define GOS_LAYER(off, cnt, ddx, ddy, a0, b0, a1, b1)                        \
-    do {                                                                    \
-        gos_layer *l_ = &layers[n++];                                       \
-        l_->src_off = (off); l_->count = (cnt); l_->draw_off = draws;       \
-        l_->dx = (ddx); l_->dy = (ddy);                                     \
-        l_->cx0 = (a0); l_->cy0 = (b0); l_->cx1 = (a1); l_->cy1 = (b1);     \
-        draws += (cnt);                                                     \
-    } while (0)
-    GOS_LAYER(apps[GOS_SYS_COMPOSITOR].quad_off, apps[GOS_SYS_COMPOSITOR].quad_count, 0, 0, 0, 0,
-              GOS_FB_W, GOS_FB_H);
+    const gos_app *comp = &apps[GOS_SYS_COMPOSITOR];
+    gos_layer_set(&layers[n++], comp->quad_off, comp->quad_count, 0, 0, 0, 0, 0, GOS_FB_W,
+                  GOS_FB_H);
+    draws = comp->quad_count;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t s = 0; s < bs->slots; s++) {
             const gos_app *a = &apps[s];
-            if (a->vis_status == GOS_APP_FREE || a->type != GOS_TYPE_USER)
+            if (!gos_visible_user(a) || ((int32_t)s == bs->focused_slot) != pass)
                 continue;
-            int focused = (int32_t)s == bs->focused_slot;
-            if (focused != pass)
-                continue;
-            GOS_LAYER(chrome->quad_off + a->chrome_off, a->chrome_count, 0, 0, 0, GOS_MENU_H,
-                      GOS_FB_W, GOS_FB_H);
-            int32_t cx1 = a->win_x + GOS_WIN_W, cy1 = a->win_y + GOS_WIN_H;
-            GOS_LAYER(a->quad_off, a->vis_status == GOS_APP_RUNNING ? a->quad_count : 0,
-                      a->win_x, a->win_y, a->win_x, a->win_y, cx1 < GOS_FB_W ? cx1 : GOS_FB_W,
-                      cy1 < GOS_FB_H ? cy1 : GOS_FB_H);
+            draws += gos_user_layers(chrome, a, draws, &layers[n]);
+            n += 2;
         }
     }
-    GOS_LAYER(apps[GOS_SYS_DOCK].quad_off, apps[GOS_SYS_DOCK].quad_count, 0, 0, 0, 0,
-              GOS_FB_W, GOS_FB_H);
-    GOS_LAYER(apps[GOS_SYS_MENUBAR].quad_off, apps[GOS_SYS_MENUBAR].quad_count, 0, 0, 0, 0,
-              GOS_FB_W, GOS_FB_H);
-#undef GOS_LAYER
-    bs->layer_count = n;
-    bs->draw_count = draws;
+    gos_plan_tail(bs, apps, layers, n, draws);
 }
 
 /* Frame bookkeeping after the apps ran (one thread, with the plan): the

@@ -423,6 +423,63 @@ int elo__sql_cache_get(elo_sql *db, const char *name, sql_table **out, const cha
     return ELO_OK;
 }
 
+/* The narrowest device form of a column: integers and text codes as
+ * unsigned offsets from their minimum in 1, 2 or 4 bytes when the range
+ * allows (db-benchmark's keys and small integers take one byte instead of
+ * nine: the GPU kernels are bound by the bytes they read); reals and mixed
+ * columns as the raw 8-byte values. */
+static void device_form(const sql_column *col, int *width, int64_t *base)
+{
+    uint64_t range;
+    *width = 8;
+    *base = 0;
+    if (col->has_real || (col->has_int && col->has_text))
+        return;
+    if (col->has_text)
+        range = col->ndict ? col->ndict - 1 : 0;
+    else if (col->has_int) {
+        range = (uint64_t)col->imax - (uint64_t)col->imin;
+        *base = col->imin;
+    } else {
+        range = 0; /* only NULLs */
+    }
+    *width = range <= 0xff ? 1 : range <= 0xffff ? 2 : range <= 0xffffffffu ? 4 : 8;
+    if (*width == 8)
+        *base = 0;
+}
+
+typedef struct {
+    const sql_column *col;
+    void *out;
+    int width;
+    int64_t base;
+    int64_t nrows;
+} narrow_job;
+
+static void narrow_range(void *arg, int64_t lo, int64_t hi)
+{
+    const narrow_job *nj = arg;
+    const int64_t *v = nj->col->val;
+    const uint8_t *t = nj->col->type;
+    for (int64_t r = lo; r < hi; r++) {
+        uint64_t u = t[r] == SV_NULL ? 0 : (uint64_t)v[r] - (uint64_t)nj->base;
+        switch (nj->width) {
+        case 1: ((uint8_t *)nj->out)[r] = (uint8_t)u; break;
+        case 2: ((uint16_t *)nj->out)[r] = (uint16_t)u; break;
+        default: ((uint32_t *)nj->out)[r] = (uint32_t)u; break;
+        }
+    }
+}
+
+#define NARROW_TASKS 64
+
+static void narrow_task(void *arg, int task, int thread)
+{
+    const narrow_job *nj = arg;
+    (void)thread;
+    narrow_range(arg, nj->nrows * task / NARROW_TASKS, nj->nrows * (task + 1) / NARROW_TASKS);
+}
+
 int elo__sql_table_to_device(elo_sql *db, sql_table *t)
 {
     if (!elo_sql_cuda_upload)
@@ -437,12 +494,32 @@ int elo__sql_table_to_device(elo_sql *db, sql_table *t)
         if (col->dev_val)
             continue;
         size_t n = (size_t)(t->nrows ? t->nrows : 1);
-        rc = elo_sql_cuda_upload(col->val, n * 8, &col->dev_val, stream);
+        int width;
+        int64_t base;
+        device_form(col, &width, &base);
+        if (width == 8) {
+            rc = elo_sql_cuda_upload(col->val, n * 8, &col->dev_val, stream);
+        } else {
+            narrow_job nj = {col, elo_malloc(n * (size_t)width), width, base, t->nrows};
+            if (!nj.out)
+                return elo_seterr(ELO_NOMEM, "out of memory narrowing column %s", col->name);
+            elo_pool *pool = t->nrows >= (1 << 20) ? elo_pool_global() : NULL;
+            if (pool)
+                elo_pool_run(pool, narrow_task, &nj, NARROW_TASKS);
+            else
+                narrow_range(&nj, 0, t->nrows);
+            rc = elo_sql_cuda_upload(nj.out, n * (size_t)width, &col->dev_val, stream);
+            elo_free(nj.out);
+        }
         if (rc < 0)
             return rc;
-        rc = elo_sql_cuda_upload(col->type, n, &col->dev_type, stream);
-        if (rc < 0)
-            return rc;
+        col->dev_width = width;
+        col->dev_base = base;
+        if (col->has_null) {
+            rc = elo_sql_cuda_upload(col->type, n, &col->dev_type, stream);
+            if (rc < 0)
+                return rc;
+        }
     }
     (void)db;
     return ELO_OK;

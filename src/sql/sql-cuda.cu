@@ -27,18 +27,49 @@
 struct djob {
     long long nrows;
     int nkeys, naggs, npreds;
-    const long long *key_val[KMAX_KEYS];
+    const void *key_val[KMAX_KEYS];
     const unsigned char *key_type[KMAX_KEYS];
+    int key_w[KMAX_KEYS];
+    long long key_vb[KMAX_KEYS];
     long long key_base[KMAX_KEYS], key_span[KMAX_KEYS];
     int agg_fn[KMAX_AGGS], agg_real[KMAX_AGGS];
-    const long long *agg_val[KMAX_AGGS];
+    const void *agg_val[KMAX_AGGS];
     const unsigned char *agg_type[KMAX_AGGS];
+    int agg_w[KMAX_AGGS];
+    long long agg_vb[KMAX_AGGS];
     int pred_op[KMAX_PREDS], pred_real[KMAX_PREDS];
     long long pred_ival[KMAX_PREDS];
     double pred_rval[KMAX_PREDS];
-    const long long *pred_val[KMAX_PREDS];
+    const void *pred_val[KMAX_PREDS];
     const unsigned char *pred_type[KMAX_PREDS];
+    int pred_w[KMAX_PREDS];
+    long long pred_vb[KMAX_PREDS];
+    int pack; /* slot 0 = rows << 32 | aggregate 0's sum of stored offsets */
 };
+
+/* Row r of a resident column: narrowed values are unsigned offsets from
+ * the column's base (sql-cache.c, device_form); width 8 is the raw value. */
+static __device__ __forceinline__ unsigned long long ldu(const void *p, int w, long long r)
+{
+    switch (w) {
+    case 1: return ((const unsigned char *)p)[r];
+    case 2: return ((const unsigned short *)p)[r];
+    case 4: return ((const unsigned int *)p)[r];
+    default: return ((const unsigned long long *)p)[r];
+    }
+}
+
+static __device__ __forceinline__ long long ldv(const void *p, int w, long long base, long long r)
+{
+    unsigned long long u = ldu(p, w, r);
+    return w == 8 ? (long long)u : (long long)(u + (unsigned long long)base);
+}
+
+/* A NULL type pointer: the column holds no NULL. */
+static __device__ __forceinline__ bool is_null(const unsigned char *t, long long r)
+{
+    return t && t[r] == SV_NULL;
+}
 
 /* slot layout per group: [rows][cnt a][isum a][rsum a][mm a] for a < A */
 #define SLOTS(A) (1 + 4 * (A))
@@ -54,14 +85,15 @@ static __device__ __forceinline__ long long ordered(long long bits, int is_real)
 static __device__ __forceinline__ bool pred_pass(const djob &j, long long r)
 {
     for (int q = 0; q < j.npreds; q++) {
-        if (j.pred_type[q][r] == SV_NULL)
+        if (is_null(j.pred_type[q], r))
             return false;
         int c;
+        long long raw = ldv(j.pred_val[q], j.pred_w[q], j.pred_vb[q], r);
         if (j.pred_real[q]) {
-            double v = __longlong_as_double(j.pred_val[q][r]);
+            double v = __longlong_as_double(raw);
             c = v < j.pred_rval[q] ? -1 : v > j.pred_rval[q];
         } else {
-            long long v = j.pred_val[q][r];
+            long long v = raw;
             c = v < j.pred_ival[q] ? -1 : v > j.pred_ival[q];
         }
         bool ok;
@@ -83,23 +115,32 @@ static __device__ __forceinline__ void add_row(const djob &j, long long r, long 
 {
     long long g = 0;
     for (int q = 0; q < j.nkeys; q++) {
-        unsigned char t = j.key_type[q][r];
         /* value - base + 1 in unsigned arithmetic (base may be INT64_MIN);
          * text codes have base 0 */
-        long long id = t == SV_NULL ? 0
-                       : (long long)((unsigned long long)j.key_val[q][r] -
-                                     (unsigned long long)j.key_base[q] + 1ull);
+        long long id = is_null(j.key_type[q], r)
+                           ? 0
+                           : (long long)((unsigned long long)ldv(j.key_val[q], j.key_w[q],
+                                                                 j.key_vb[q], r) -
+                                         (unsigned long long)j.key_base[q] + 1ull);
         g = g * j.key_span[q] + id;
     }
     const int A = j.naggs;
     long long *s = slots + g * SLOTS(A);
-    atomicAdd((unsigned long long *)&s[0], 1ull);
-    for (int a = 0; a < A; a++) {
+    if (j.pack) {
+        /* the row count and aggregate 0's sum in one atomic (see pack) */
+        atomicAdd((unsigned long long *)&s[0], (1ull << 32) | ldu(j.agg_val[0], j.agg_w[0], r));
+    } else {
+        atomicAdd((unsigned long long *)&s[0], 1ull);
+    }
+    for (int a = j.pack; a < A; a++) {
         int fn = j.agg_fn[a];
-        if (fn == A_COUNT_STAR || j.agg_type[a][r] == SV_NULL)
+        if (fn == A_COUNT_STAR || is_null(j.agg_type[a], r))
             continue;
-        long long v = j.agg_val[a][r];
-        atomicAdd((unsigned long long *)&s[1 + a], 1ull);
+        long long v = ldv(j.agg_val[a], j.agg_w[a], j.agg_vb[a], r);
+        /* a column without NULLs counts its group's rows (filled in on
+         * the host): one atomic less per row */
+        if (j.agg_type[a])
+            atomicAdd((unsigned long long *)&s[1 + a], 1ull);
         if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
             if (j.agg_real[a])
                 atomicAdd((double *)&s[1 + 2 * A + a], __longlong_as_double(v));
@@ -224,8 +265,10 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     d.naggs = j->naggs;
     d.npreds = j->npreds;
     for (int k = 0; k < j->nkeys; k++) {
-        d.key_val[k] = (const long long *)j->key_val[k];
+        d.key_val[k] = j->key_val[k];
         d.key_type[k] = j->key_type[k];
+        d.key_w[k] = j->key_w[k];
+        d.key_vb[k] = j->key_b[k];
         d.key_base[k] = j->key_base[k];
         d.key_span[k] = j->key_span[k];
     }
@@ -233,8 +276,10 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
         int fn = j->agg_fn[a];
         d.agg_fn[a] = fn;
         d.agg_real[a] = j->agg_real[a];
-        d.agg_val[a] = (const long long *)j->agg_val[a];
+        d.agg_val[a] = j->agg_val[a];
         d.agg_type[a] = j->agg_type[a];
+        d.agg_w[a] = j->agg_w[a];
+        d.agg_vb[a] = j->agg_b[a];
         if ((fn == A_SUM || fn == A_TOTAL || fn == A_AVG) && !j->agg_real[a]) {
             /* exact int64 atomics only while no partial sum can overflow */
             if (j->agg_absmax[a] > 0 && j->nrows > (long long)((1ull << 62) / (unsigned long long)j->agg_absmax[a]))
@@ -248,8 +293,24 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
         d.pred_real[q] = j->preds[q].is_real;
         d.pred_ival[q] = j->preds[q].ival;
         d.pred_rval[q] = j->preds[q].rval;
-        d.pred_val[q] = (const long long *)j->pred_val[q];
+        d.pred_val[q] = j->pred_val[q];
         d.pred_type[q] = j->pred_type[q];
+        d.pred_w[q] = j->pred_w[q];
+        d.pred_vb[q] = j->pred_b[q];
+    }
+    /* Packing: when aggregate 0 is an integer sum over a narrowed column
+     * without NULLs and no group's sum of stored offsets can reach 2^32,
+     * that sum rides in the low half of the row counter (one atomic per
+     * row instead of two; the sum is offsets + rows * base). */
+    if (j->naggs > 0 && j->nrows < (1ll << 32) && !j->agg_real[0] && !j->agg_type[0] &&
+        j->agg_val[0] && j->agg_w[0] > 0 && j->agg_w[0] < 8 &&
+        (j->agg_fn[0] == A_SUM || j->agg_fn[0] == A_TOTAL || j->agg_fn[0] == A_AVG)) {
+        unsigned long long wmax = j->agg_w[0] == 4 ? 0xffffffffull : (1ull << (8 * j->agg_w[0])) - 1;
+        unsigned long long range = (unsigned long long)j->agg_absmax[0] * 2ull; /* >= max - min */
+        if (range > wmax)
+            range = wmax;
+        if ((unsigned __int128)range * (unsigned long long)j->nrows < (1ull << 32))
+            d.pack = 1;
     }
     const int A = j->naggs;
     long long nslots = j->ngroups * SLOTS(A);
@@ -294,17 +355,21 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     elo_backend_count_op("sql_group_aggregate");
     for (long long g = 0; g < j->ngroups; g++) {
         const long long *s = g_host + g * SLOTS(A);
-        o->rows[g] = s[0];
+        long long rows = d.pack ? (long long)((unsigned long long)s[0] >> 32) : s[0];
+        o->rows[g] = rows;
         for (int a = 0; a < A; a++) {
             kslot *x = &o->st[g * A + a];
             int fn = j->agg_fn[a];
-            x->cnt = s[1 + a];
+            x->cnt = j->agg_type[a] ? s[1 + a] : rows;
             x->a = x->b = 0;
             if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
                 if (j->agg_real[a]) {
                     x->a = s[1 + 2 * A + a]; /* double bits; no compensation term */
                 } else {
                     long long v = s[1 + A + a];
+                    if (a == 0 && d.pack) /* offsets + rows * base (no overflow: absmax bound) */
+                        v = (long long)(((unsigned long long)s[0] & 0xffffffffull) +
+                                        (unsigned long long)rows * (unsigned long long)j->agg_b[0]);
                     if (v >= 0) x->a = v;
                     else x->b = v;
                 }

@@ -927,17 +927,23 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             const sql_column *col = &t->cols[p->keys[k]->col];
             dj.key_val[k] = col->dev_val;
             dj.key_type[k] = col->dev_type;
+            dj.key_w[k] = col->dev_width;
+            dj.key_b[k] = col->dev_base;
         }
         for (int a = 0; a < j->naggs; a++)
             if (j->agg_val[a]) {
                 const sql_column *col = &t->cols[p->aggs[a].arg->col];
                 dj.agg_val[a] = col->dev_val;
                 dj.agg_type[a] = col->dev_type;
+                dj.agg_w[a] = col->dev_width;
+                dj.agg_b[a] = col->dev_base;
             }
         for (int q = 0; q < j->npreds; q++) {
             const sql_column *col = &t->cols[j->preds[q].col];
             dj.pred_val[q] = col->dev_val;
             dj.pred_type[q] = col->dev_type;
+            dj.pred_w[q] = col->dev_width;
+            dj.pred_b[q] = col->dev_base;
         }
         rc = elo_sql_cuda_group_aggregate(&dj, &o, elo_backend_cuda_stream(dev));
         if (rc == ELO_UNSUPPORTED) {

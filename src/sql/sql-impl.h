@@ -124,8 +124,11 @@ typedef struct {
     int has_null, has_int, has_real, has_text;
     int has_negzero;    /* a REAL -0.0 (MIN/MAX ties then show which came first) */
     int64_t imin, imax; /* over the integer rows */
-    void *dev_val;      /* device copies (CUDA), or NULL */
-    void *dev_type;
+    void *dev_val;      /* device copies (CUDA), or NULL: values narrowed */
+    void *dev_type;     /* to dev_width bytes; types only when has_null */
+    int dev_width;      /* 1, 2 or 4: value = dev_base + the unsigned stored
+                           one; 8: the raw 8-byte value (reals, mixed) */
+    int64_t dev_base;
 } sql_column;
 
 typedef struct sql_table {
@@ -224,6 +227,10 @@ typedef struct {
     kpred preds[8];
     const int64_t *pred_val[8];
     const uint8_t *pred_type[8];
+    /* device copies (CUDA) only: each column's dev_width and dev_base (a
+     * NULL type pointer there means the column holds no NULL) */
+    int key_w[SQL_MAX_KEYS], agg_w[SQL_MAX_AGGS], pred_w[8];
+    int64_t key_b[SQL_MAX_KEYS], agg_b[SQL_MAX_AGGS], pred_b[8];
 } kernel_job;
 
 /* One aggregate of one group: integer SUM/TOTAL/AVG keep the positive part
