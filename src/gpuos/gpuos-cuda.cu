@@ -477,9 +477,9 @@ __device__ static void st_resolve(const gos_dev &P)
 
 /* Raster: a block takes a run of tiles of one tile row at a time. It culls
  * the draw list against the run's rectangle once (a block scan keeps the
- * z-order) into shared memory; for each tile it then picks that list's
+ * z-order) into shared memory; a warp per tile then picks that list's
  * draws touching the tile, from the last opaque one covering the whole
- * tile on, and each thread blends its pixel over them. A run whose list overflows the shared array
+ * tile on, and each lane blends 8 pixels over them. A run whose list overflows the shared array
  * is drawn tile by tile, each tile culling the whole list in chunks. */
 #define RASTER_CAP 512
 
@@ -517,10 +517,14 @@ __device__ static void st_raster(const gos_dev &P)
 {
     __shared__ typename BlockScanU::TempStorage tu;
     __shared__ gos_draw list[RASTER_CAP];
-    __shared__ uint16_t tile[RASTER_CAP];
-    __shared__ uint32_t list_n, tile_n, cover;
+    __shared__ uint16_t tile[BLOCK / 32][RASTER_CAP];
+    __shared__ uint32_t list_n;
     const uint32_t tiles_x = GOS_FB_W / GOS_TILE, tiles_y = GOS_FB_H / GOS_TILE;
-    uint32_t per_row = (gridDim.x + tiles_y - 1) / tiles_y; /* runs per tile row */
+    /* runs per tile row: at most one run per block (a block doing two
+     * would set the stage's length) */
+    uint32_t per_row = gridDim.x / tiles_y;
+    if (per_row < 1)
+        per_row = 1;
     if (per_row > tiles_x)
         per_row = tiles_x;
     const uint32_t run = (tiles_x + per_row - 1) / per_row, runs = tiles_y * per_row;
@@ -553,40 +557,46 @@ __device__ static void st_raster(const gos_dev &P)
         }
         const uint32_t m = list_n;
         if (m <= RASTER_CAP) {
-            int32_t py = ry0 + (int32_t)(threadIdx.x / GOS_TILE);
-            for (uint32_t tx = tx_begin; tx < tx_end; tx++) {
-                /* the run's draws that touch this tile, in order, from the
-                 * last opaque one covering the whole tile on */
+            /* a warp per tile: ballots pick the run's draws touching the
+             * tile (in order) and the last opaque one covering it whole;
+             * each lane then blends 8 of the tile's 256 pixels */
+            const uint32_t warp = threadIdx.x / 32u, lane = threadIdx.x % 32u;
+            uint16_t *mine = tile[warp];
+            for (uint32_t tx = tx_begin + warp; tx < tx_end; tx += BLOCK / 32u) {
                 int32_t tx0 = (int32_t)(tx * GOS_TILE);
-                if (threadIdx.x == 0) {
-                    tile_n = 0;
-                    cover = 0;
-                }
-                __syncthreads();
-                for (uint32_t c = 0; c < m; c += BLOCK) {
-                    uint32_t i = c + threadIdx.x, hit = 0, pos, total;
-                    if (i < m)
-                        hit = gos_draw_overlaps(&list[i], tx0, ry0, tx0 + GOS_TILE, ry1);
-                    BlockScanU(tu).ExclusiveSum(hit, pos, total);
-                    if (hit) {
+                uint32_t tn = 0, cover = 0;
+                for (uint32_t c = 0; c < m; c += 32u) {
+                    uint32_t i = c + lane;
+                    bool hit = false, cov = false;
+                    if (i < m) {
                         const gos_draw *d = &list[i];
-                        pos += tile_n;
-                        tile[pos] = (uint16_t)i;
-                        if (!d->glyph && (d->color >> 24) == 255 && d->x0 <= tx0 &&
-                            d->x1 >= tx0 + GOS_TILE && d->y0 <= ry0 && d->y1 >= ry1)
-                            atomicMax(&cover, pos);
+                        hit = gos_draw_overlaps(d, tx0, ry0, tx0 + GOS_TILE, ry1);
+                        cov = hit && !d->glyph && (d->color >> 24) == 255 && d->x0 <= tx0 &&
+                              d->x1 >= tx0 + GOS_TILE && d->y0 <= ry0 && d->y1 >= ry1;
                     }
-                    __syncthreads();
-                    if (threadIdx.x == 0)
-                        tile_n += total;
-                    __syncthreads();
+                    uint32_t hb = __ballot_sync(0xffffffffu, hit);
+                    uint32_t cb = __ballot_sync(0xffffffffu, cov);
+                    if (hit)
+                        mine[tn + __popc(hb & ((1u << lane) - 1u))] = (uint16_t)i;
+                    if (cb) {
+                        uint32_t h = 31u - __clz(cb);
+                        cover = tn + __popc(hb & ((1u << h) - 1u));
+                    }
+                    tn += __popc(hb);
                 }
-                int32_t px = tx0 + (int32_t)(threadIdx.x % GOS_TILE);
-                uint32_t pixel = 0xff000000u;
-                for (uint32_t k = cover; k < tile_n; k++)
-                    pixel = gos_shade(&list[tile[k]], px, py, pixel);
-                P.fb[(size_t)py * GOS_FB_W + px] = pixel;
-                __syncthreads();
+                __syncwarp();
+                uint32_t px[8];
+                for (int k = 0; k < 8; k++)
+                    px[k] = 0xff000000u;
+                int32_t x = tx0 + (int32_t)(lane % GOS_TILE), y = ry0 + (int32_t)(lane / GOS_TILE);
+                for (uint32_t q = cover; q < tn; q++) {
+                    const gos_draw d = list[mine[q]];
+                    for (int k = 0; k < 8; k++)
+                        px[k] = gos_shade(&d, x, y + 2 * k, px[k]);
+                }
+                for (int k = 0; k < 8; k++)
+                    P.fb[(size_t)(y + 2 * k) * GOS_FB_W + x] = px[k];
+                __syncwarp();
             }
         } else {
             for (uint32_t tx = tx_begin; tx < tx_end; tx++)
