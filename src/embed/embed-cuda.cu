@@ -58,6 +58,10 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
     return __float2bfloat16_rn(v);
 }
 
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
 /* Sum over the block (blockDim.x a multiple of 32, <= 1024). */
 __device__ float block_sum(float v, float *shared32)
 {
@@ -192,14 +196,92 @@ __global__ void k_residual_ln(float *x, const float *y, const float *bias, const
     ln_row_store<CT>(row, H, g, b, eps, xr, xc ? xc + r * H : nullptr, red);
 }
 
-/* out = GELU(ff + bias) (erf form), in the GEMM input type. */
+/* Fused attention, one block per (sequence, head): q, k and v come
+ * straight from the QKV GEMM output ([B*L, 3H], in QT; the bias is added
+ * here), keys past the sequence are masked, and the context goes straight
+ * into [B*L, H] at the head's columns, in the GEMM input type. K (rows
+ * padded to d + 1 floats: the lanes of a warp read different rows of one
+ * column without bank conflicts) and V sit in shared memory as f32; a warp
+ * takes one query row at a time: scores, softmax and context all in f32.
+ * This replaces the head split, two batched GEMMs, the softmax and the
+ * head merge, and their trips through memory. Padding rows get zeros. */
+#define ATT_WARPS 4
+
+static size_t attention_smem(int L, int d)
+{
+    return ((size_t)L * (d + 1) + (size_t)L * d + (size_t)ATT_WARPS * (d + L)) * sizeof(float);
+}
+
+template <typename QT, typename CT>
+__global__ void __launch_bounds__(ATT_WARPS * 32)
+    k_attention(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
+                float scale, CT *out)
+{
+    extern __shared__ float sm[];
+    const int d = H / heads, b = blockIdx.x / heads, h = blockIdx.x % heads;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, len = lens[b];
+    float *ks = sm, *vs = ks + (size_t)L * (d + 1);
+    float *qrow = vs + (size_t)L * d + warp * d, *prow = vs + (size_t)L * d + ATT_WARPS * d + warp * L;
+    const QT *base = qkv + (size_t)b * L * 3 * H;
+    const float *kb = bias + H + h * d, *vb = bias + 2 * H + h * d, *qb = bias + h * d;
+    for (int i = threadIdx.x; i < len * d; i += blockDim.x) {
+        int t = i / d, dd = i % d;
+        const QT *row = base + (size_t)t * 3 * H;
+        ks[t * (d + 1) + dd] = to_f32(row[H + h * d + dd]) + kb[dd];
+        vs[i] = to_f32(row[2 * H + h * d + dd]) + vb[dd];
+    }
+    __syncthreads();
+    for (int t = warp; t < L; t += ATT_WARPS) {
+        CT *o = out + ((size_t)b * L + t) * H + h * d;
+        if (t >= len) {
+            for (int dd = lane; dd < d; dd += 32)
+                o[dd] = from_f32<CT>(0.0f);
+            continue;
+        }
+        const QT *row = base + (size_t)t * 3 * H + h * d;
+        for (int dd = lane; dd < d; dd += 32)
+            qrow[dd] = to_f32(row[dd]) + qb[dd];
+        __syncwarp();
+        float mx = -INFINITY;
+        for (int j = lane; j < len; j += 32) {
+            const float *kr = ks + j * (d + 1);
+            float sc = 0.0f;
+            for (int dd = 0; dd < d; dd++)
+                sc += qrow[dd] * kr[dd];
+            sc *= scale;
+            prow[j] = sc;
+            mx = fmaxf(mx, sc);
+        }
+        for (int o2 = 16; o2 > 0; o2 >>= 1)
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o2));
+        float sum = 0.0f;
+        for (int j = lane; j < len; j += 32) {
+            float e = __expf(prow[j] - mx);
+            prow[j] = e;
+            sum += e;
+        }
+        for (int o2 = 16; o2 > 0; o2 >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, o2);
+        float inv = 1.0f / sum;
+        __syncwarp();
+        for (int dd = lane; dd < d; dd += 32) {
+            float acc = 0.0f;
+            for (int j = 0; j < len; j++)
+                acc += prow[j] * vs[j * d + dd];
+            o[dd] = from_f32<CT>(acc * inv);
+        }
+        __syncwarp();
+    }
+}
+
+/* io = GELU(io + bias) in place (erf form), io in the GEMM input type. */
 template <typename CT>
-__global__ void k_bias_gelu(const float *ff, const float *bias, int I, size_t total, CT *out)
+__global__ void k_bias_gelu_inplace(CT *io, const float *bias, int I, size_t total)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
-        float v = ff[i] + bias[i % I];
-        out[i] = from_f32<CT>(0.5f * v * (1.0f + erff(v * 0.70710678118654752f)));
+        float v = to_f32(io[i]) + bias[i % I];
+        io[i] = from_f32<CT>(0.5f * v * (1.0f + erff(v * 0.70710678118654752f)));
     }
 }
 
@@ -280,6 +362,8 @@ struct cuda_embed {
     int *d_lens;
     float *x, *qkv, *scores, *ctx, *y, *ff, *pooled;
     void *xc, *q, *k, *v, *probs, *attn, *ffc;   /* GEMM inputs (alias f32 at f32) */
+    void *qkvc;                     /* QKV GEMM output in the input type (alias qkv at f32) */
+    int fused_attention;            /* k_attention fits shared memory at max_len */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;
     float *h_out;
@@ -398,27 +482,55 @@ static int create(cuda_embed *c, const elo_embed_model *m)
     }
     size_t T = (size_t)c->max_tokens, Lm = (size_t)c->max_len;
     int half = c->prec != ELO_DTYPE_F32;
+    /* the fused attention keeps K and V of one head in shared memory */
+    int dev = 0, smem_max = 0;
+    CU(cudaGetDevice(&dev));
+    CU(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    size_t need = attention_smem((int)Lm, (int)(H / heads));
+    const char *off = getenv("ELOHIM_EMBED_UNFUSED_ATTENTION"); /* A/B measurements */
+    if (need <= (size_t)smem_max && !(off && *off == '1')) {
+        cudaError_t e = cudaSuccess;
+        if (c->prec == ELO_DTYPE_F16)
+            e = cudaFuncSetAttribute(k_attention<__half, __half>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)need);
+        else if (c->prec == ELO_DTYPE_BF16)
+            e = cudaFuncSetAttribute(k_attention<__nv_bfloat16, __nv_bfloat16>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)need);
+        else
+            e = cudaFuncSetAttribute(k_attention<float, float>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)need);
+        c->fused_attention = e == cudaSuccess;
+        cudaGetLastError();
+    }
     if ((rc = dev_alloc(c, T * sizeof(int32_t), (void **)&c->d_ids)) < 0 ||
         (rc = dev_alloc(c, T * sizeof(int), (void **)&c->d_lens)) < 0 ||
         (rc = dev_alloc(c, T * H * 4, (void **)&c->x)) < 0 ||
-        (rc = dev_alloc(c, T * 3 * H * 4, (void **)&c->qkv)) < 0 ||
-        (rc = dev_alloc(c, T * heads * Lm * 4, (void **)&c->scores)) < 0 ||
-        (rc = dev_alloc(c, T * H * 4, (void **)&c->ctx)) < 0 ||
         (rc = dev_alloc(c, T * H * 4, (void **)&c->y)) < 0 ||
-        (rc = dev_alloc(c, T * I * 4, (void **)&c->ff)) < 0 ||
         (rc = dev_alloc(c, T * H * 4, (void **)&c->pooled)) < 0 ||
-        (rc = dev_alloc(c, T * H * c->ct_size, &c->q)) < 0 ||
-        (rc = dev_alloc(c, T * H * c->ct_size, &c->k)) < 0 ||
-        (rc = dev_alloc(c, T * H * c->ct_size, &c->v)) < 0 ||
         (rc = dev_alloc(c, T * H * c->ct_size, &c->attn)) < 0)
+        return rc;
+    /* f32 feed-forward output: the f32 path's (the half path writes it in
+     * its input type) */
+    if (!half && (rc = dev_alloc(c, T * I * 4, (void **)&c->ff)) < 0)
+        return rc;
+    /* the unfused attention's QKV, heads, scores and context (long
+     * sequences and small batches take that path, see use_fused) */
+    if (((rc = dev_alloc(c, T * 3 * H * 4, (void **)&c->qkv)) < 0 ||
+         (rc = dev_alloc(c, T * heads * Lm * 4, (void **)&c->scores)) < 0 ||
+         (rc = dev_alloc(c, T * H * 4, (void **)&c->ctx)) < 0 ||
+         (rc = dev_alloc(c, T * H * c->ct_size, &c->q)) < 0 ||
+         (rc = dev_alloc(c, T * H * c->ct_size, &c->k)) < 0 ||
+         (rc = dev_alloc(c, T * H * c->ct_size, &c->v)) < 0))
         return rc;
     if (half) {
         if ((rc = dev_alloc(c, T * H * c->ct_size, &c->xc)) < 0 ||
-            (rc = dev_alloc(c, T * heads * Lm * c->ct_size, &c->probs)) < 0 ||
-            (rc = dev_alloc(c, T * I * c->ct_size, &c->ffc)) < 0)
+            (rc = dev_alloc(c, T * 3 * H * c->ct_size, &c->qkvc)) < 0 ||
+            (rc = dev_alloc(c, T * I * c->ct_size, &c->ffc)) < 0 ||
+            (rc = dev_alloc(c, T * heads * Lm * c->ct_size, &c->probs)) < 0)
             return rc;
     } else {
         c->xc = c->x;        /* f32: GEMM inputs are the f32 buffers */
+        c->qkvc = c->qkv;
         c->probs = c->scores;
         c->ffc = c->ff;
     }
@@ -461,9 +573,9 @@ extern "C" int elo__embed_cuda_new(elo_backend *b, const elo_embed_model *m, elo
 
 /* ---- the forward pass ---------------------------------------------------------- */
 
-static int gemm(cuda_embed *c, int trans_b, int m, int n, int k, const void *a, int lda,
-                const void *bm, int ldb, float *out, int ldc, int batch, long long sa,
-                long long sb, long long sc)
+static int gemm_to(cuda_embed *c, int trans_b, int m, int n, int k, const void *a, int lda,
+                   const void *bm, int ldb, void *out, elo_dtype out_type, int ldc, int batch,
+                   long long sa, long long sb, long long sc)
 {
     elo_gemm g;
     memset(&g, 0, sizeof g);
@@ -481,13 +593,21 @@ static int gemm(cuda_embed *c, int trans_b, int m, int n, int k, const void *a, 
     g.c = out;
     g.ldc = ldc;
     g.in_type = c->prec;
-    g.out_type = ELO_DTYPE_F32;
+    g.out_type = out_type;
     g.batch = batch;
     g.stride_a = sa;
     g.stride_b = sb;
     g.stride_c = sc;
     g.allow_tf32 = 0;
     return elo_backend_gemm(c->b, &g);
+}
+
+static int gemm(cuda_embed *c, int trans_b, int m, int n, int k, const void *a, int lda,
+                const void *bm, int ldb, float *out, int ldc, int batch, long long sa,
+                long long sb, long long sc)
+{
+    return gemm_to(c, trans_b, m, n, k, a, lda, bm, ldb, out, ELO_DTYPE_F32, ldc, batch, sa, sb,
+                   sc);
 }
 
 static unsigned grid_for(size_t n)
@@ -515,38 +635,60 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     LAUNCHED("embed");
     float scale = 1.0f / sqrtf((float)d);
     size_t score_rows = (size_t)B * heads * L;
+    /* The fused attention (a warp per query row on CUDA cores) wins for
+     * short sequences in large batches: 32 x 1024 took 5.96 ms vs 7.71 on
+     * an H200 (f16). Longer rows are bound by its shared-memory loads
+     * (128 x 256: 9.71 vs 7.66 ms, cuBLAS's tensor-core batched GEMMs
+     * win) and a single sequence leaves most SMs idle (32 x 1: 0.250 vs
+     * 0.200 ms). */
+    int use_fused = c->fused_attention && L <= 64 && B >= 8;
     for (int l = 0; l < in->layers; l++) {
         const dev_layer *w = &c->layers[l];
-        /* qkv = x Wqkv (weights stored [in, out]); bias added while splitting heads. */
-        if ((rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv, 3 * H, 0, 0, 0,
-                       0)) < 0)
-            return rc;
-        k_split_heads<CT><<<grid_for(T * 3 * H), 256, 0, st>>>(c->qkv, w->qkv_b, L, H, heads,
-                                                               T * 3 * H, (CT *)c->q,
-                                                               (CT *)c->k, (CT *)c->v);
-        LAUNCHED("split");
-        /* scores[b,h] = q k^T, one strided batch over B x heads. */
-        if ((rc = gemm(c, 1, L, L, d, c->q, d, c->k, d, c->scores, L, B * heads,
-                       (long long)L * d, (long long)L * d, (long long)L * L)) < 0)
-            return rc;
-        k_softmax<CT><<<(unsigned)((score_rows + 7) / 8), 256, 0, st>>>(
-            c->scores, (CT *)c->probs, c->d_lens, L, heads, score_rows, scale);
-        LAUNCHED("softmax");
-        if ((rc = gemm(c, 0, L, d, L, c->probs, L, c->v, d, c->ctx, d, B * heads,
-                       (long long)L * L, (long long)L * d, (long long)L * d)) < 0)
-            return rc;
-        k_merge_heads<CT><<<grid_for(T * H), 256, 0, st>>>(c->ctx, L, H, heads, T * H,
-                                                            (CT *)c->attn);
-        LAUNCHED("merge");
+        if (use_fused) {
+            /* qkv = x Wqkv, in the input type (f32 at f32), bias added by
+             * the fused attention */
+            if ((rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkvc,
+                              c->prec, 3 * H, 0, 0, 0, 0)) < 0)
+                return rc;
+            k_attention<CT, CT><<<(unsigned)(B * heads), ATT_WARPS * 32,
+                                  attention_smem(L, d), st>>>(
+                (const CT *)c->qkvc, w->qkv_b, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+            LAUNCHED("attention");
+        } else {
+            /* qkv = x Wqkv (weights [in, out]); bias added while splitting heads */
+            if ((rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv, 3 * H, 0, 0, 0,
+                           0)) < 0)
+                return rc;
+            k_split_heads<CT><<<grid_for(T * 3 * H), 256, 0, st>>>(c->qkv, w->qkv_b, L, H, heads,
+                                                                   T * 3 * H, (CT *)c->q,
+                                                                   (CT *)c->k, (CT *)c->v);
+            LAUNCHED("split");
+            /* scores[b,h] = q k^T, one strided batch over B x heads. */
+            if ((rc = gemm(c, 1, L, L, d, c->q, d, c->k, d, c->scores, L, B * heads,
+                           (long long)L * d, (long long)L * d, (long long)L * L)) < 0)
+                return rc;
+            k_softmax<CT><<<(unsigned)((score_rows + 7) / 8), 256, 0, st>>>(
+                c->scores, (CT *)c->probs, c->d_lens, L, heads, score_rows, scale);
+            LAUNCHED("softmax");
+            if ((rc = gemm(c, 0, L, d, L, c->probs, L, c->v, d, c->ctx, d, B * heads,
+                           (long long)L * L, (long long)L * d, (long long)L * d)) < 0)
+                return rc;
+            k_merge_heads<CT><<<grid_for(T * H), 256, 0, st>>>(c->ctx, L, H, heads, T * H,
+                                                                (CT *)c->attn);
+            LAUNCHED("merge");
+        }
         if ((rc = gemm(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;
         k_residual_ln<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(
             c->x, c->y, w->ao_b, w->ln1_g, w->ln1_b, in->layer_norm_eps, H, xc);
         LAUNCHED("ln1");
-        if ((rc = gemm(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ff, I, 0, 0, 0, 0)) < 0)
+        /* ff = GELU(x W1 + b1): the GEMM writes the input type (f32 at f32)
+         * and bias + GELU run in place: half the bytes of an f32 pass */
+        if ((rc = gemm_to(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ffc, c->prec, I, 0, 0, 0,
+                          0)) < 0)
             return rc;
-        k_bias_gelu<CT><<<grid_for(T * I), 256, 0, st>>>(c->ff, w->ff1_b, I, T * I,
-                                                         (CT *)c->ffc);
+        k_bias_gelu_inplace<CT><<<grid_for(T * I), 256, 0, st>>>((CT *)c->ffc, w->ff1_b, I,
+                                                                 T * I);
         LAUNCHED("gelu");
         if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;

@@ -8,7 +8,13 @@
  * per block (no global atomic contention), and each block adds its copy to
  * the global slots once at the end; with many groups the slots are a dense
  * global table indexed by group id (a perfect hash: ids are dense by
- * construction) updated with atomics. Integer sums are exact: the job is
+ * construction) updated with atomics. The kernel is bound by bytes read
+ * and atomics issued, so the resident columns are narrowed (1-4 byte
+ * offsets from the column's minimum, type bytes only with NULLs; see
+ * sql-cache.c), a group keeps only the words its aggregates need (a count
+ * only for columns with NULLs), and when the first aggregate is a small
+ * integer sum its sum rides in the low half of the row counter (one
+ * atomic per row for q1). Integer sums are exact: the job is
  * only taken when rows * max|value| cannot leave int64. Real sums add in
  * double inside a block and across blocks (error bounded by the number of
  * additions per slot times 2^-53 times sum|x|). MIN/MAX compare order-
@@ -45,7 +51,16 @@ struct djob {
     int pred_w[KMAX_PREDS];
     long long pred_vb[KMAX_PREDS];
     int pack; /* slot 0 = rows << 32 | aggregate 0's sum of stored offsets */
+    /* A group's words: 0 the rows, then per aggregate only what it needs:
+     * a count of non-NULL inputs (columns with NULLs) and its sum, min or
+     * max. A 1M-group q3 table is 16 MB instead of 72: it stays in L2,
+     * where the atomics land. */
+    int W;
+    int cnt_off[KMAX_AGGS], val_off[KMAX_AGGS]; /* word, or -1 */
+    unsigned char kind[1 + 2 * KMAX_AGGS];      /* per word: W_* */
 };
+
+enum { W_INT, W_REAL, W_MIN, W_MAX };
 
 /* Row r of a resident column: narrowed values are unsigned offsets from
  * the column's base (sql-cache.c, device_form); width 8 is the raw value. */
@@ -71,8 +86,6 @@ static __device__ __forceinline__ bool is_null(const unsigned char *t, long long
     return t && t[r] == SV_NULL;
 }
 
-/* slot layout per group: [rows][cnt a][isum a][rsum a][mm a] for a < A */
-#define SLOTS(A) (1 + 4 * (A))
 
 static __device__ __forceinline__ long long ordered(long long bits, int is_real)
 {
@@ -125,7 +138,7 @@ static __device__ __forceinline__ void add_row(const djob &j, long long r, long 
         g = g * j.key_span[q] + id;
     }
     const int A = j.naggs;
-    long long *s = slots + g * SLOTS(A);
+    long long *s = slots + g * j.W;
     if (j.pack) {
         /* the row count and aggregate 0's sum in one atomic (see pack) */
         atomicAdd((unsigned long long *)&s[0], (1ull << 32) | ldu(j.agg_val[0], j.agg_w[0], r));
@@ -133,23 +146,21 @@ static __device__ __forceinline__ void add_row(const djob &j, long long r, long 
         atomicAdd((unsigned long long *)&s[0], 1ull);
     }
     for (int a = j.pack; a < A; a++) {
-        int fn = j.agg_fn[a];
-        if (fn == A_COUNT_STAR || is_null(j.agg_type[a], r))
+        if (j.agg_fn[a] == A_COUNT_STAR || is_null(j.agg_type[a], r))
             continue;
-        long long v = ldv(j.agg_val[a], j.agg_w[a], j.agg_vb[a], r);
         /* a column without NULLs counts its group's rows (filled in on
          * the host): one atomic less per row */
-        if (j.agg_type[a])
-            atomicAdd((unsigned long long *)&s[1 + a], 1ull);
-        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
-            if (j.agg_real[a])
-                atomicAdd((double *)&s[1 + 2 * A + a], __longlong_as_double(v));
-            else
-                atomicAdd((unsigned long long *)&s[1 + A + a], (unsigned long long)v);
-        } else if (fn == A_MIN) {
-            atomicMin(&s[1 + 3 * A + a], ordered(v, j.agg_real[a]));
-        } else if (fn == A_MAX) {
-            atomicMax(&s[1 + 3 * A + a], ordered(v, j.agg_real[a]));
+        if (j.cnt_off[a] >= 0)
+            atomicAdd((unsigned long long *)&s[j.cnt_off[a]], 1ull);
+        const int o = j.val_off[a];
+        if (o < 0)
+            continue;
+        long long v = ldv(j.agg_val[a], j.agg_w[a], j.agg_vb[a], r);
+        switch (j.kind[o]) {
+        case W_REAL: atomicAdd((double *)&s[o], __longlong_as_double(v)); break;
+        case W_INT: atomicAdd((unsigned long long *)&s[o], (unsigned long long)v); break;
+        case W_MIN: atomicMin(&s[o], ordered(v, j.agg_real[a])); break;
+        default: atomicMax(&s[o], ordered(v, j.agg_real[a])); break;
         }
     }
 }
@@ -157,15 +168,11 @@ static __device__ __forceinline__ void add_row(const djob &j, long long r, long 
 static __device__ void init_slots(const djob &j, long long *slots, long long n, long long start,
                                   long long stride)
 {
-    const int A = j.naggs;
     for (long long i = start; i < n; i += stride) {
-        long long k = i % SLOTS(A);
-        long long v = 0;
-        if (k >= 1 + 3 * A) {
-            int a = (int)(k - 1 - 3 * A);
-            v = j.agg_fn[a] == A_MIN ? 0x7fffffffffffffffll : (long long)0x8000000000000000ull;
-        }
-        slots[i] = v;
+        int kind = j.kind[i % j.W];
+        slots[i] = kind == W_MIN   ? 0x7fffffffffffffffll
+                   : kind == W_MAX ? (long long)0x8000000000000000ull
+                                   : 0;
     }
 }
 
@@ -195,21 +202,21 @@ __global__ void k_shared(djob j, long long *slots, long long nslots)
         if (j.npreds == 0 || pred_pass(j, r))
             add_row(j, r, sh);
     __syncthreads();
-    const int A = j.naggs;
     for (long long i = threadIdx.x; i < nslots; i += blockDim.x) {
-        long long k = i % SLOTS(A);
         long long v = sh[i];
-        if (k == 0 || k < 1 + 2 * A) {
+        switch (j.kind[i % j.W]) {
+        case W_INT:
             if (v)
                 atomicAdd((unsigned long long *)&slots[i], (unsigned long long)v);
-        } else if (k < 1 + 3 * A) {
+            break;
+        case W_REAL: {
             double d = __longlong_as_double(v);
             if (d != 0.0 || signbit(d))
                 atomicAdd((double *)&slots[i], d);
-        } else {
-            int a = (int)(k - 1 - 3 * A);
-            if (j.agg_fn[a] == A_MIN) atomicMin(&slots[i], v);
-            else if (j.agg_fn[a] == A_MAX) atomicMax(&slots[i], v);
+            break;
+        }
+        case W_MIN: atomicMin(&slots[i], v); break;
+        default: atomicMax(&slots[i], v); break;
         }
     }
 }
@@ -313,7 +320,29 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
             d.pack = 1;
     }
     const int A = j->naggs;
-    long long nslots = j->ngroups * SLOTS(A);
+    int W = 1;
+    d.kind[0] = W_INT;
+    for (int a = 0; a < A; a++) {
+        int fn = j->agg_fn[a];
+        d.cnt_off[a] = d.val_off[a] = -1;
+        if (fn == A_COUNT_STAR)
+            continue;
+        if (j->agg_type[a]) {
+            d.cnt_off[a] = W;
+            d.kind[W++] = W_INT;
+        }
+        if (a == 0 && d.pack)
+            continue;
+        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+            d.val_off[a] = W;
+            d.kind[W++] = j->agg_real[a] ? W_REAL : W_INT;
+        } else if (fn == A_MIN || fn == A_MAX) {
+            d.val_off[a] = W;
+            d.kind[W++] = fn == A_MIN ? W_MIN : W_MAX;
+        }
+    }
+    d.W = W;
+    long long nslots = j->ngroups * W;
     size_t bytes = (size_t)nslots * 8;
     cudaStream_t st = (cudaStream_t)stream;
     if (bytes > g_scratch_bytes) {
@@ -344,7 +373,18 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     k_init<<<init_blocks > 0 ? init_blocks : 1, threads, 0, st>>>(d, g_scratch, nslots);
     CU(cudaGetLastError());
     size_t shared = bytes;
-    if (shared <= 32 * 1024 && j->ngroups <= 4096) {
+    /* Few groups: a block's copy in shared memory, up to 96 KB (q2's 10K
+     * groups of one word); each block merges its copy once, so large
+     * copies get fewer blocks (two per SM fit). */
+    if (shared <= 96 * 1024 && j->ngroups <= 16384) {
+        static int opted_in;
+        if (shared > 48 * 1024 && !opted_in) {
+            CU(cudaFuncSetAttribute(k_shared, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    96 * 1024));
+            opted_in = 1;
+        }
+        if (shared > 48 * 1024 && blocks > sms * 2)
+            blocks = sms * 2;
         k_shared<<<blocks, threads, shared, st>>>(d, g_scratch, nslots);
     } else {
         k_global<<<blocks, threads, 0, st>>>(d, g_scratch);
@@ -354,19 +394,19 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     CU(cudaStreamSynchronize(st));
     elo_backend_count_op("sql_group_aggregate");
     for (long long g = 0; g < j->ngroups; g++) {
-        const long long *s = g_host + g * SLOTS(A);
+        const long long *s = g_host + g * W;
         long long rows = d.pack ? (long long)((unsigned long long)s[0] >> 32) : s[0];
         o->rows[g] = rows;
         for (int a = 0; a < A; a++) {
             kslot *x = &o->st[g * A + a];
             int fn = j->agg_fn[a];
-            x->cnt = j->agg_type[a] ? s[1 + a] : rows;
+            x->cnt = d.cnt_off[a] >= 0 ? s[d.cnt_off[a]] : rows;
             x->a = x->b = 0;
             if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
                 if (j->agg_real[a]) {
-                    x->a = s[1 + 2 * A + a]; /* double bits; no compensation term */
+                    x->a = s[d.val_off[a]]; /* double bits; no compensation term */
                 } else {
-                    long long v = s[1 + A + a];
+                    long long v = d.val_off[a] >= 0 ? s[d.val_off[a]] : 0;
                     if (a == 0 && d.pack) /* offsets + rows * base (no overflow: absmax bound) */
                         v = (long long)(((unsigned long long)s[0] & 0xffffffffull) +
                                         (unsigned long long)rows * (unsigned long long)j->agg_b[0]);
@@ -374,7 +414,7 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
                     else x->b = v;
                 }
             } else if (fn == A_MIN || fn == A_MAX) {
-                x->a = from_ordered(s[1 + 3 * A + a], j->agg_real[a]);
+                x->a = from_ordered(s[d.val_off[a]], j->agg_real[a]);
             }
         }
     }
