@@ -23,6 +23,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,15 +324,136 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
 }
 
+/* Fused attention with a thread per query row, for head sizes D of 32 or
+ * 64 (MiniLM, BERT-base): one block per (sequence, head) holds K and V in
+ * shared memory (f32, bias added); each thread keeps its query row, its
+ * running softmax and its context row in registers and walks the keys in
+ * chunks of 32 with an online softmax (running max and sum, rescaling the
+ * partial context when the max grows). Every shared-memory read is a
+ * broadcast (all threads read the same key row), four values per load.
+ * Rows past the sequence get zeros. */
+static size_t attention_rows_smem(int L, int d) { return (size_t)2 * L * d * sizeof(float); }
+
+template <typename QT, typename CT, int D>
+__global__ void __launch_bounds__(128)
+    k_attention_rows(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
+                     float scale, CT *out)
+{
+    extern __shared__ float4 sm4[];
+    float *ks = (float *)sm4, *vs = ks + (size_t)L * D;
+    const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
+    const QT *base = qkv + (size_t)b * L * 3 * H;
+    const float *kb = bias + H + h * D, *vb = bias + 2 * H + h * D, *qb = bias + h * D;
+    for (int i = threadIdx.x; i < len * D; i += blockDim.x) {
+        int t = i / D, dd = i % D;
+        const QT *row = base + (size_t)t * 3 * H;
+        ks[i] = to_f32(row[H + h * D + dd]) + kb[dd];
+        vs[i] = to_f32(row[2 * H + h * D + dd]) + vb[dd];
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < L; t += blockDim.x) {
+        CT *o = out + ((size_t)b * L + t) * H + h * D;
+        if (t >= len) {
+            for (int dd = 0; dd < D; dd++)
+                o[dd] = from_f32<CT>(0.0f);
+            continue;
+        }
+        const QT *row = base + (size_t)t * 3 * H + h * D;
+        float q[D], acc[D];
+#pragma unroll
+        for (int dd = 0; dd < D; dd++) {
+            q[dd] = (to_f32(row[dd]) + qb[dd]) * scale;
+            acc[dd] = 0.0f;
+        }
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j0 = 0; j0 < len; j0 += 32) {
+            const int n = len - j0 < 32 ? len - j0 : 32;
+            float sc[32], cmx = -INFINITY;
+#pragma unroll
+            for (int jj = 0; jj < 32; jj++) {
+                if (jj < n) {
+                    const float4 *kr = (const float4 *)(ks + (size_t)(j0 + jj) * D);
+                    float a = 0.0f;
+#pragma unroll
+                    for (int c4 = 0; c4 < D / 4; c4++) {
+                        float4 k4 = kr[c4];
+                        a += q[4 * c4] * k4.x + q[4 * c4 + 1] * k4.y + q[4 * c4 + 2] * k4.z +
+                             q[4 * c4 + 3] * k4.w;
+                    }
+                    sc[jj] = a;
+                    cmx = fmaxf(cmx, a);
+                }
+            }
+            float nmx = fmaxf(mx, cmx), corr = __expf(mx - nmx);
+            sum *= corr;
+#pragma unroll
+            for (int dd = 0; dd < D; dd++)
+                acc[dd] *= corr;
+            mx = nmx;
+#pragma unroll
+            for (int jj = 0; jj < 32; jj++) {
+                if (jj < n) {
+                    float pj = __expf(sc[jj] - mx);
+                    sum += pj;
+                    const float4 *vr = (const float4 *)(vs + (size_t)(j0 + jj) * D);
+#pragma unroll
+                    for (int c4 = 0; c4 < D / 4; c4++) {
+                        float4 v4 = vr[c4];
+                        acc[4 * c4] += pj * v4.x;
+                        acc[4 * c4 + 1] += pj * v4.y;
+                        acc[4 * c4 + 2] += pj * v4.z;
+                        acc[4 * c4 + 3] += pj * v4.w;
+                    }
+                }
+            }
+        }
+        float inv = 1.0f / sum;
+#pragma unroll
+        for (int dd = 0; dd < D; dd++)
+            o[dd] = from_f32<CT>(acc[dd] * inv);
+    }
+}
+
 /* io = GELU(io + bias) in place (erf form), io in the GEMM input type. */
+__device__ __forceinline__ float gelu_erf(float v)
+{
+    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+
+/* Two values at a time (I even): half the load and store instructions. */
+template <typename CT> struct pair_of;
+template <> struct pair_of<float> {
+    typedef float2 T;
+    static __device__ float2 f2(T v) { return v; }
+    static __device__ T from(float2 v) { return v; }
+};
+template <> struct pair_of<__half> {
+    typedef __half2 T;
+    static __device__ float2 f2(T v) { return __half22float2(v); }
+    static __device__ T from(float2 v) { return __float22half2_rn(v); }
+};
+template <> struct pair_of<__nv_bfloat16> {
+    typedef __nv_bfloat162 T;
+    static __device__ float2 f2(T v) { return __bfloat1622float2(v); }
+    static __device__ T from(float2 v) { return __float22bfloat162_rn(v); }
+};
+
 template <typename CT>
 __global__ void k_bias_gelu_inplace(CT *io, const float *bias, int I, size_t rows)
 {
+    typedef pair_of<CT> P;
     for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
         CT *row = io + r * I;
-        for (int c = threadIdx.x; c < I; c += blockDim.x) {
-            float v = to_f32(row[c]) + bias[c];
-            row[c] = from_f32<CT>(0.5f * v * (1.0f + erff(v * 0.70710678118654752f)));
+        if ((I & 1) == 0) {
+            typename P::T *row2 = (typename P::T *)row;
+            const float2 *b2 = (const float2 *)bias;
+            for (int c = threadIdx.x; c < I / 2; c += blockDim.x) {
+                float2 v = P::f2(row2[c]), bb = b2[c];
+                row2[c] = P::from(make_float2(gelu_erf(v.x + bb.x), gelu_erf(v.y + bb.y)));
+            }
+        } else {
+            for (int c = threadIdx.x; c < I; c += blockDim.x)
+                row[c] = from_f32<CT>(gelu_erf(to_f32(row[c]) + bias[c]));
         }
     }
 }
@@ -415,13 +537,49 @@ struct cuda_embed {
     void *xc, *q, *k, *v, *probs, *attn, *ffc;   /* GEMM inputs (alias f32 at f32) */
     void *qkvc;                     /* QKV GEMM output in the input type (alias qkv at f32) */
     int fused_attention;            /* k_attention fits shared memory at max_len */
+    int rows_attention;             /* k_attention_rows: its head size (32, 64) or 0 */
+    int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;
     float *h_out;
     graph_entry graphs[GRAPH_CACHE];
     int graph_count;
     int graphs_off;
+    /* ELOHIM_EMBED_PROFILE=1 (a diagnostic): eager runs only, an event
+     * after each step, and the time per kind of step printed at the end */
+    int prof, pn, pk, pruns;
+    cudaEvent_t pev[128];
+    const char *pname[128];
+    const char *pkey[16];
+    double ptot[16];
 };
+
+static void mark(cuda_embed *c, const char *name)
+{
+    if (!c->prof || c->pn >= 128)
+        return;
+    if (!c->pev[c->pn] && cudaEventCreate(&c->pev[c->pn]) != cudaSuccess)
+        return;
+    c->pname[c->pn] = name;
+    cudaEventRecord(c->pev[c->pn++], c->stream);
+}
+
+static void profile_collect(cuda_embed *c)
+{
+    for (int i = 1; i < c->pn; i++) {
+        float ms = 0.0f;
+        cudaEventElapsedTime(&ms, c->pev[i - 1], c->pev[i]);
+        int k = 0;
+        while (k < c->pk && strcmp(c->pkey[k], c->pname[i]) != 0)
+            k++;
+        if (k == c->pk && c->pk < 16)
+            c->pkey[c->pk++] = c->pname[i];
+        if (k < 16)
+            c->ptot[k] += ms;
+    }
+    c->pn = 0;
+    c->pruns++;
+}
 
 static int dev_alloc(cuda_embed *c, size_t bytes, void **out)
 {
@@ -479,6 +637,18 @@ static int upload(cuda_embed *c, const float *host, size_t n, int as_ct, void **
 extern "C" void elo__embed_cuda_free(void *ctx)
 {
     cuda_embed *c = (cuda_embed *)ctx;
+    if (c && c->prof && c->pruns) {
+        double all = 0;
+        for (int k = 0; k < c->pk; k++)
+            all += c->ptot[k];
+        fprintf(stderr, "embed profile: %d runs, %.3f ms a run\n", c->pruns, all / c->pruns);
+        for (int k = 0; k < c->pk; k++)
+            fprintf(stderr, "  %-12s %8.3f ms a run (%4.1f %%)\n", c->pkey[k],
+                    c->ptot[k] / c->pruns, 100.0 * c->ptot[k] / all);
+        for (int i = 0; i < 128; i++)
+            if (c->pev[i])
+                cudaEventDestroy(c->pev[i]);
+    }
     if (!c)
         return;
     if (c->stream)
@@ -553,6 +723,27 @@ static int create(cuda_embed *c, const elo_embed_model *m)
         c->fused_attention = e == cudaSuccess;
         cudaGetLastError();
     }
+    int dh = (int)(H / heads);
+    if ((dh == 32 || dh == 64) && attention_rows_smem((int)Lm, dh) <= (size_t)smem_max &&
+        !(off && *off == '1')) {
+        int bytes = (int)attention_rows_smem((int)Lm, dh);
+        cudaError_t e;
+#define ROWS_ATTR(T, D)                                                                        \
+    cudaFuncSetAttribute(k_attention_rows<T, T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                         bytes)
+        if (c->prec == ELO_DTYPE_F16)
+            e = dh == 32 ? ROWS_ATTR(__half, 32) : ROWS_ATTR(__half, 64);
+        else if (c->prec == ELO_DTYPE_BF16)
+            e = dh == 32 ? ROWS_ATTR(__nv_bfloat16, 32) : ROWS_ATTR(__nv_bfloat16, 64);
+        else
+            e = dh == 32 ? ROWS_ATTR(float, 32) : ROWS_ATTR(float, 64);
+#undef ROWS_ATTR
+        c->rows_attention = e == cudaSuccess ? dh : 0;
+        cudaGetLastError();
+    }
+    const char *mode = getenv("ELOHIM_EMBED_ATTENTION"); /* A/B: rows, warp, unfused */
+    c->attention_mode = !mode ? 0 : !strcmp(mode, "rows") ? 1 : !strcmp(mode, "warp") ? 2
+                                : !strcmp(mode, "unfused") ? 3 : 0;
     if ((rc = dev_alloc(c, T * sizeof(int32_t), (void **)&c->d_ids)) < 0 ||
         (rc = dev_alloc(c, T * sizeof(int), (void **)&c->d_lens)) < 0 ||
         (rc = dev_alloc(c, T * H * 4, (void **)&c->x)) < 0 ||
@@ -602,6 +793,9 @@ extern "C" int elo__embed_cuda_new(elo_backend *b, const elo_embed_model *m, elo
     c->b = b;
     c->stream = (cudaStream_t)elo_backend_cuda_stream(b);
     c->prec = precision;
+    const char *pe = getenv("ELOHIM_EMBED_PROFILE");
+    c->prof = pe && *pe == '1';
+    c->graphs_off = c->prof;
     c->info = m->info;
     c->ct_size = precision == ELO_DTYPE_F32 ? 4 : 2;
     c->max_len = m->info.max_positions;
@@ -694,6 +888,8 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     CT *xc = half ? (CT *)c->xc : nullptr;
     size_t row_smem = (size_t)H * sizeof(float);
     int rc;
+    c->pn = 0;
+    mark(c, "start");
     CU(cudaMemcpyAsync(c->d_ids, c->h_ids, T * sizeof(int32_t), cudaMemcpyHostToDevice, st));
     CU(cudaMemcpyAsync(c->d_lens, c->h_lens, (size_t)B * sizeof(int), cudaMemcpyHostToDevice,
                        st));
@@ -701,15 +897,26 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
                                                            c->type, c->emb_g, c->emb_b,
                                                            in->layer_norm_eps, c->x, xc);
     LAUNCHED("embed");
+    mark(c, "embed");
     float scale = 1.0f / sqrtf((float)d);
     size_t score_rows = (size_t)B * heads * L;
-    /* The fused attention (a warp per query row on CUDA cores) wins for
-     * short sequences in large batches: 32 x 1024 took 5.96 ms vs 7.71 on
-     * an H200 (f16). Longer rows are bound by its shared-memory loads
-     * (128 x 256: 9.71 vs 7.66 ms, cuBLAS's tensor-core batched GEMMs
-     * win) and a single sequence leaves most SMs idle (32 x 1: 0.250 vs
-     * 0.200 ms). */
-    int use_fused = c->fused_attention && L <= 64 && B >= 8;
+    /* Attention paths (H200, f16, 6 layers): the warp-per-row kernel
+     * (k_attention) for rows up to 64 tokens (32 x 1024: 1.58 ms of
+     * attention vs 2.17 thread-per-row, 2.5 unfused); the thread-per-row
+     * kernel (k_attention_rows, head sizes 32 and 64) for longer rows
+     * (128 x 256: 3.29 ms vs 3.6 unfused); cuBLAS batched GEMMs plus
+     * softmax for small batches, where a block per (sequence, head) leaves
+     * most SMs idle (32 x 1: 0.228 ms unfused vs 0.265 fused). */
+    int path = 3; /* 1 rows, 2 warp, 3 unfused */
+    if (c->attention_mode)
+        path = c->attention_mode;
+    else if (B >= 8 && L <= 64 && c->fused_attention)
+        path = 2;
+    else if (B >= 8 && c->rows_attention)
+        path = 1;
+    if ((path == 1 && !c->rows_attention) || (path == 2 && !c->fused_attention))
+        path = 3;
+    int use_fused = path != 3;
     for (int l = 0; l < in->layers; l++) {
         const dev_layer *w = &c->layers[l];
         if (use_fused) {
@@ -718,15 +925,32 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
             if ((rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkvc,
                               c->prec, 3 * H, 0, 0, 0, 0)) < 0)
                 return rc;
-            k_attention<CT, CT><<<(unsigned)(B * heads), ATT_WARPS * 32,
-                                  attention_smem(L, d), st>>>(
-                (const CT *)c->qkvc, w->qkv_b, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+            mark(c, "qkv gemm");
+            if (path == 1) {
+                unsigned threads = (unsigned)(L >= 128 ? 128 : (L + 31) / 32 * 32);
+                size_t sm = attention_rows_smem(L, d);
+                if (d == 32)
+                    k_attention_rows<CT, CT, 32><<<(unsigned)(B * heads), threads, sm, st>>>(
+                        (const CT *)c->qkvc, w->qkv_b, c->d_lens, L, H, heads, scale,
+                        (CT *)c->attn);
+                else
+                    k_attention_rows<CT, CT, 64><<<(unsigned)(B * heads), threads, sm, st>>>(
+                        (const CT *)c->qkvc, w->qkv_b, c->d_lens, L, H, heads, scale,
+                        (CT *)c->attn);
+            } else {
+                k_attention<CT, CT><<<(unsigned)(B * heads), ATT_WARPS * 32,
+                                      attention_smem(L, d), st>>>(
+                    (const CT *)c->qkvc, w->qkv_b, c->d_lens, L, H, heads, scale,
+                    (CT *)c->attn);
+            }
             LAUNCHED("attention");
+            mark(c, "attention");
         } else {
             /* qkv = x Wqkv (weights [in, out]); bias added while splitting heads */
             if ((rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv, 3 * H, 0, 0, 0,
                            0)) < 0)
                 return rc;
+            mark(c, "qkv gemm");
             k_split_heads<CT><<<grid_for(T * 3 * H), 256, 0, st>>>(c->qkv, w->qkv_b, L, H, heads,
                                                                    T * 3 * H, (CT *)c->q,
                                                                    (CT *)c->k, (CT *)c->v);
@@ -744,29 +968,38 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
             k_merge_heads<CT><<<grid_for(T * H), 256, 0, st>>>(c->ctx, L, H, heads, T * H,
                                                                 (CT *)c->attn);
             LAUNCHED("merge");
+            mark(c, "attention");
         }
         if ((rc = gemm(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;
+        mark(c, "ao gemm");
         if ((rc = residual_ln<CT>(c, w->ao_b, w->ln1_g, w->ln1_b, T, xc)) < 0)
             return rc;
+        mark(c, "layernorm");
         /* ff = GELU(x W1 + b1): the GEMM writes the input type (f32 at f32)
          * and bias + GELU run in place: half the bytes of an f32 pass */
         if ((rc = gemm_to(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ffc, c->prec, I, 0, 0, 0,
                           0)) < 0)
             return rc;
+        mark(c, "ff1 gemm");
         k_bias_gelu_inplace<CT><<<(unsigned)(T < 65535 ? T : 65535), 256, 0, st>>>(
             (CT *)c->ffc, w->ff1_b, I, T);
         LAUNCHED("gelu");
+        mark(c, "gelu");
         if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
             return rc;
+        mark(c, "ff2 gemm");
         if ((rc = residual_ln<CT>(c, w->ff2_b, w->ln2_g, w->ln2_b, T, xc)) < 0)
             return rc;
+        mark(c, "layernorm");
     }
     k_pool<<<(unsigned)B, LN_THREADS, row_smem, st>>>(c->x, c->d_lens, L, H, (int)in->pooling,
                                                       in->normalize, c->pooled);
     LAUNCHED("pool");
+    mark(c, "pool");
     CU(cudaMemcpyAsync(c->h_out, c->pooled, (size_t)B * H * sizeof(float),
                        cudaMemcpyDeviceToHost, st));
+    mark(c, "copy out");
     return ELO_OK;
 }
 
@@ -852,6 +1085,8 @@ extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *len
         }
     }
     CU(cudaStreamSynchronize(c->stream));
+    if (c->prof)
+        profile_collect(c);
     memcpy(out, c->h_out, (size_t)count * in->hidden * sizeof(float));
     elo_backend_count_op("embed");
     if (!exec && small)
