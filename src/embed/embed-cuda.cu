@@ -23,6 +23,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <mma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,128 @@ __global__ void __launch_bounds__(128)
     }
 }
 
+/* Fused attention on tensor cores (f16/bf16 only), one block of 4 warps
+ * per (sequence, head): Q (scaled), K and V (bias added) go to shared
+ * memory in the input type, padded to Lp = L rounded up to 16 rows with
+ * zeros past the sequence. Each warp takes 16-row strips: S = Q K^T with
+ * 16x16x16 WMMA tiles (f32 accumulate) into its own strip, a masked softmax
+ * over the strip's rows in f32 (probabilities rounded to the input type,
+ * as the cuBLAS path rounds them), O = P V with WMMA, and the strip's rows
+ * written at the head's columns of [B*L, H]. Rows past the sequence get
+ * zeros. */
+#define TC_WARPS 4
+
+static size_t attention_tc_smem(int L, int d)
+{
+    size_t Lp = (size_t)(L + 15) / 16 * 16;
+    return 3 * Lp * d * 2 + (size_t)TC_WARPS * (16 * Lp * 4 + 16 * Lp * 2 + 16 * (size_t)d * 4);
+}
+
+template <typename CT, int D>
+__global__ void __launch_bounds__(TC_WARPS * 32)
+    k_attention_tc(const CT *qkv, const float *bias, const int *lens, int L, int H, int heads,
+                   float scale, CT *out)
+{
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char smc[];
+    const int Lp = (L + 15) / 16 * 16;
+    const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * D, *vs = ks + (size_t)Lp * D;
+    unsigned char *wbase = (unsigned char *)(vs + (size_t)Lp * D) +
+                           (size_t)warp * (16 * Lp * 4 + 16 * Lp * 2 + 16 * D * 4);
+    float *sst = (float *)wbase;
+    CT *pst = (CT *)(sst + 16 * Lp);
+    float *ost = (float *)(pst + 16 * Lp);
+    const CT *base = qkv + (size_t)b * L * 3 * H;
+    const float *qb = bias + h * D, *kb = bias + H + h * D, *vb = bias + 2 * H + h * D;
+    /* 8 values (16 bytes) a load: the head's D columns of a row are
+     * contiguous and 16-byte aligned (H and D multiples of 8) */
+    for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
+        int t = i / (D / 8), c8 = (i % (D / 8)) * 8;
+        uint4 uq = make_uint4(0, 0, 0, 0), uk = uq, uv = uq;
+        if (t < len) {
+            const CT *row = base + (size_t)t * 3 * H + h * D + c8;
+            uint4 rq = *(const uint4 *)row, rk = *(const uint4 *)(row + H),
+                  rv = *(const uint4 *)(row + 2 * H);
+            const CT *eq = (const CT *)&rq, *ek = (const CT *)&rk, *ev = (const CT *)&rv;
+            CT *oq = (CT *)&uq, *ok = (CT *)&uk, *ov = (CT *)&uv;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                oq[e] = from_f32<CT>((to_f32(eq[e]) + qb[c8 + e]) * scale);
+                ok[e] = from_f32<CT>(to_f32(ek[e]) + kb[c8 + e]);
+                ov[e] = from_f32<CT>(to_f32(ev[e]) + vb[c8 + e]);
+            }
+        }
+        *(uint4 *)(qs + (size_t)t * D + c8) = uq;
+        *(uint4 *)(ks + (size_t)t * D + c8) = uk;
+        *(uint4 *)(vs + (size_t)t * D + c8) = uv;
+    }
+    __syncthreads();
+    for (int rs = warp; rs < Lp / 16; rs += TC_WARPS) {
+        /* S = Q K^T for this strip */
+        for (int ct = 0; ct < Lp / 16; ct++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, qs + (size_t)rs * 16 * D + kk * 16, D);
+                wmma::load_matrix_sync(fb, ks + (size_t)ct * 16 * D + kk * 16, D);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sst + ct * 16, acc, Lp, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* masked softmax of each row, probabilities in the input type */
+        for (int r = 0; r < 16; r++) {
+            const float *srow = sst + (size_t)r * Lp;
+            float mx = -INFINITY;
+            for (int j = lane; j < len; j += 32)
+                mx = fmaxf(mx, srow[j]);
+            for (int o2 = 16; o2 > 0; o2 >>= 1)
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o2));
+            float sum = 0.0f;
+            for (int j = lane; j < len; j += 32)
+                sum += __expf(srow[j] - mx);
+            for (int o2 = 16; o2 > 0; o2 >>= 1)
+                sum += __shfl_xor_sync(0xffffffffu, sum, o2);
+            float inv = 1.0f / sum;
+            for (int j = lane; j < Lp; j += 32)
+                pst[(size_t)r * Lp + j] = from_f32<CT>(j < len ? __expf(srow[j] - mx) * inv : 0.0f);
+        }
+        __syncwarp();
+        /* O = P V */
+#pragma unroll
+        for (int ot = 0; ot < D / 16; ot++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < Lp / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, pst + kk * 16, Lp);
+                wmma::load_matrix_sync(fb, vs + (size_t)kk * 16 * D + ot * 16, D);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(ost + ot * 16, acc, D, wmma::mem_row_major);
+        }
+        __syncwarp();
+        for (int i = lane; i < 16 * (D / 8); i += 32) {
+            int r = i / (D / 8), c8 = (i % (D / 8)) * 8, t = rs * 16 + r;
+            if (t >= L)
+                continue;
+            uint4 u;
+            CT *ou = (CT *)&u;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                ou[e] = from_f32<CT>(t < len ? ost[r * D + c8 + e] : 0.0f);
+            *(uint4 *)(out + ((size_t)b * L + t) * H + h * D + c8) = u;
+        }
+        __syncwarp();
+    }
+}
+
 /* io = GELU(io + bias) in place (erf form), io in the GEMM input type. */
 __device__ __forceinline__ float gelu_erf(float v)
 {
@@ -538,7 +661,8 @@ struct cuda_embed {
     void *qkvc;                     /* QKV GEMM output in the input type (alias qkv at f32) */
     int fused_attention;            /* k_attention fits shared memory at max_len */
     int rows_attention;             /* k_attention_rows: its head size (32, 64) or 0 */
-    int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused */
+    int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused, 4 tc */
+    int tc_smem_max;                /* k_attention_tc's shared memory limit, 0: not usable */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;
     float *h_out;
@@ -741,9 +865,25 @@ static int create(cuda_embed *c, const elo_embed_model *m)
         c->rows_attention = e == cudaSuccess ? dh : 0;
         cudaGetLastError();
     }
-    const char *mode = getenv("ELOHIM_EMBED_ATTENTION"); /* A/B: rows, warp, unfused */
+    c->tc_smem_max = 0;
+    if ((dh == 32 || dh == 64) && c->prec != ELO_DTYPE_F32 && !(off && *off == '1')) {
+        cudaError_t e;
+        if (c->prec == ELO_DTYPE_F16)
+            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<__half, 32>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
+                         : cudaFuncSetAttribute(k_attention_tc<__half, 64>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
+        else
+            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16, 32>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
+                         : cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16, 64>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
+        c->tc_smem_max = e == cudaSuccess ? smem_max : 0;
+        cudaGetLastError();
+    }
+    const char *mode = getenv("ELOHIM_EMBED_ATTENTION"); /* A/B: rows, warp, unfused, tc */
     c->attention_mode = !mode ? 0 : !strcmp(mode, "rows") ? 1 : !strcmp(mode, "warp") ? 2
-                                : !strcmp(mode, "unfused") ? 3 : 0;
+                                : !strcmp(mode, "unfused") ? 3 : !strcmp(mode, "tc") ? 4 : 0;
     if ((rc = dev_alloc(c, T * sizeof(int32_t), (void **)&c->d_ids)) < 0 ||
         (rc = dev_alloc(c, T * sizeof(int), (void **)&c->d_lens)) < 0 ||
         (rc = dev_alloc(c, T * H * 4, (void **)&c->x)) < 0 ||
@@ -861,6 +1001,17 @@ static unsigned grid_for(size_t n)
     return (unsigned)(blocks < 65535 ? (blocks ? blocks : 1) : 65535);
 }
 
+/* Launches k_attention_tc for the half types; never called at f32. */
+template <typename CT, int D>
+static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
+                      const float *bias, size_t sm)
+{
+    k_attention_tc<CT, D><<<(unsigned)(B * heads), TC_WARPS * 32, sm, c->stream>>>(
+        (const CT *)c->qkvc, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+}
+template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
+template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
+
 /* x = LN(x + y + bias) over T rows, also written as the GEMM input. */
 template <typename CT>
 static int residual_ln(cuda_embed *c, const float *bias, const float *g, const float *b, size_t T,
@@ -907,14 +1058,18 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
      * (128 x 256: 3.29 ms vs 3.6 unfused); cuBLAS batched GEMMs plus
      * softmax for small batches, where a block per (sequence, head) leaves
      * most SMs idle (32 x 1: 0.228 ms unfused vs 0.265 fused). */
-    int path = 3; /* 1 rows, 2 warp, 3 unfused */
+    int path = 3; /* 1 rows, 2 warp, 3 unfused, 4 tensor cores */
+    int tc_ok = c->tc_smem_max && attention_tc_smem(L, d) <= (size_t)c->tc_smem_max;
     if (c->attention_mode)
         path = c->attention_mode;
+    else if (B >= 8 && tc_ok)
+        path = 4;
     else if (B >= 8 && L <= 64 && c->fused_attention)
         path = 2;
     else if (B >= 8 && c->rows_attention)
         path = 1;
-    if ((path == 1 && !c->rows_attention) || (path == 2 && !c->fused_attention))
+    if ((path == 1 && !c->rows_attention) || (path == 2 && !c->fused_attention) ||
+        (path == 4 && !tc_ok))
         path = 3;
     int use_fused = path != 3;
     for (int l = 0; l < in->layers; l++) {
@@ -926,7 +1081,15 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
                               c->prec, 3 * H, 0, 0, 0, 0)) < 0)
                 return rc;
             mark(c, "qkv gemm");
-            if (path == 1) {
+            if (path == 4) {
+                size_t sm = attention_tc_smem(L, d);
+                if (c->prec == ELO_DTYPE_F32)
+                    return elo_seterr(ELO_INTERNAL, "tensor-core attention at f32");
+                if (d == 32)
+                    tc_launch<CT, 32>(c, B, L, H, heads, scale, w->qkv_b, sm);
+                else
+                    tc_launch<CT, 64>(c, B, L, H, heads, scale, w->qkv_b, sm);
+            } else if (path == 1) {
                 unsigned threads = (unsigned)(L >= 128 ? 128 : (L + 31) / 32 * 32);
                 size_t sm = attention_rows_smem(L, d);
                 if (d == 32)
