@@ -416,8 +416,9 @@ __global__ void __launch_bounds__(128)
 }
 
 /* Fused attention on tensor cores (f16/bf16 only), one block of 4 warps
- * per (sequence, head): Q (scaled), K and V (bias added) go to shared
- * memory in the input type, padded to Lp = L rounded up to 16 rows with
+ * per (sequence, head): Q (scaled), K and V (bias added) are read from the
+ * QKV GEMM output (QT: f32) and go to shared memory in the input type CT,
+ * padded to Lp = L rounded up to 16 rows with
  * zeros past the sequence. Each warp takes 16-row strips: S = Q K^T with
  * 16x16x16 WMMA tiles (f32 accumulate) into its own strip, a masked softmax
  * over the strip's rows in f32 (probabilities rounded to the input type,
@@ -432,9 +433,25 @@ static size_t attention_tc_smem(int L, int d)
     return 3 * Lp * d * 2 + (size_t)TC_WARPS * (16 * Lp * 4 + 16 * Lp * 2 + 16 * (size_t)d * 4);
 }
 
-template <typename CT, int D>
+/* 8 consecutive values as floats (16- or 32-byte aligned loads). */
+__device__ __forceinline__ void load8(const float *p, float *o)
+{
+    float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
+    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+    o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+template <typename T> __device__ __forceinline__ void load8(const T *p, float *o)
+{
+    uint4 u = *(const uint4 *)p;
+    const T *e = (const T *)&u;
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        o[i] = to_f32(e[i]);
+}
+
+template <typename QT, typename CT, int D>
 __global__ void __launch_bounds__(TC_WARPS * 32)
-    k_attention_tc(const CT *qkv, const float *bias, const int *lens, int L, int H, int heads,
+    k_attention_tc(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
                    float scale, CT *out)
 {
     using namespace nvcuda;
@@ -448,24 +465,25 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     float *sst = (float *)wbase;
     CT *pst = (CT *)(sst + 16 * Lp);
     float *ost = (float *)(pst + 16 * Lp);
-    const CT *base = qkv + (size_t)b * L * 3 * H;
+    const QT *base = qkv + (size_t)b * L * 3 * H;
     const float *qb = bias + h * D, *kb = bias + H + h * D, *vb = bias + 2 * H + h * D;
-    /* 8 values (16 bytes) a load: the head's D columns of a row are
-     * contiguous and 16-byte aligned (H and D multiples of 8) */
+    /* 8 values a load: the head's D columns of a row are contiguous and
+     * aligned (H and D multiples of 8) */
     for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
         int t = i / (D / 8), c8 = (i % (D / 8)) * 8;
         uint4 uq = make_uint4(0, 0, 0, 0), uk = uq, uv = uq;
         if (t < len) {
-            const CT *row = base + (size_t)t * 3 * H + h * D + c8;
-            uint4 rq = *(const uint4 *)row, rk = *(const uint4 *)(row + H),
-                  rv = *(const uint4 *)(row + 2 * H);
-            const CT *eq = (const CT *)&rq, *ek = (const CT *)&rk, *ev = (const CT *)&rv;
+            const QT *row = base + (size_t)t * 3 * H + h * D + c8;
+            float eq[8], ek[8], ev[8];
+            load8(row, eq);
+            load8(row + H, ek);
+            load8(row + 2 * H, ev);
             CT *oq = (CT *)&uq, *ok = (CT *)&uk, *ov = (CT *)&uv;
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                oq[e] = from_f32<CT>((to_f32(eq[e]) + qb[c8 + e]) * scale);
-                ok[e] = from_f32<CT>(to_f32(ek[e]) + kb[c8 + e]);
-                ov[e] = from_f32<CT>(to_f32(ev[e]) + vb[c8 + e]);
+                oq[e] = from_f32<CT>((eq[e] + qb[c8 + e]) * scale);
+                ok[e] = from_f32<CT>(ek[e] + kb[c8 + e]);
+                ov[e] = from_f32<CT>(ev[e] + vb[c8 + e]);
             }
         }
         *(uint4 *)(qs + (size_t)t * D + c8) = uq;
@@ -869,14 +887,14 @@ static int create(cuda_embed *c, const elo_embed_model *m)
     if ((dh == 32 || dh == 64) && c->prec != ELO_DTYPE_F32 && !(off && *off == '1')) {
         cudaError_t e;
         if (c->prec == ELO_DTYPE_F16)
-            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<__half, 32>,
+            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<float, __half, 32>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
-                         : cudaFuncSetAttribute(k_attention_tc<__half, 64>,
+                         : cudaFuncSetAttribute(k_attention_tc<float, __half, 64>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
         else
-            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16, 32>,
+            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<float, __nv_bfloat16, 32>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
-                         : cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16, 64>,
+                         : cudaFuncSetAttribute(k_attention_tc<float, __nv_bfloat16, 64>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
         c->tc_smem_max = e == cudaSuccess ? smem_max : 0;
         cudaGetLastError();
@@ -1006,8 +1024,8 @@ template <typename CT, int D>
 static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
                       const float *bias, size_t sm)
 {
-    k_attention_tc<CT, D><<<(unsigned)(B * heads), TC_WARPS * 32, sm, c->stream>>>(
-        (const CT *)c->qkvc, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+    k_attention_tc<float, CT, D><<<(unsigned)(B * heads), TC_WARPS * 32, sm, c->stream>>>(
+        c->qkv, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
 }
 template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
@@ -1077,8 +1095,13 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
         if (use_fused) {
             /* qkv = x Wqkv, in the input type (f32 at f32), bias added by
              * the fused attention */
-            if ((rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkvc,
-                              c->prec, 3 * H, 0, 0, 0, 0)) < 0)
+            /* the tensor-core path reads an f32 QKV: cuBLAS's f16-output
+             * kernel for this shape (N = 3H = 1152) ran at under half the
+             * speed of its f32 one on an H200 (0.15-0.21 vs 0.08 ms) */
+            if (path == 4 ? (rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv,
+                                       3 * H, 0, 0, 0, 0)) < 0
+                          : (rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H,
+                                          c->qkvc, c->prec, 3 * H, 0, 0, 0, 0)) < 0)
                 return rc;
             mark(c, "qkv gemm");
             if (path == 4) {
