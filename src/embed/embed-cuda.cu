@@ -231,6 +231,58 @@ __global__ void k_residual_ln_warp(float *x, const float *y, const float *bias, 
     }
 }
 
+/* The same with float4 loads and stores for H a multiple of 128 (NV =
+ * H / 128 float4 per lane): a quarter of the memory instructions. */
+template <typename CT, int NV>
+__global__ void k_residual_ln_warp4(float *x, const float *y, const float *bias, const float *g,
+                                    const float *b, float eps, int H, size_t rows, CT *xc)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    float4 *xr = (float4 *)(x + r * H);
+    const float4 *yr = (const float4 *)(y + r * H), *b4 = (const float4 *)bias;
+    float4 v[NV];
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int c = lane + 32 * i;
+        float4 a = xr[c], e = yr[c], f = b4[c];
+        v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
+        s += v[i].x + v[i].y + v[i].z + v[i].w;
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+    float mean = s / H, q = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        float a = v[i].x - mean, e = v[i].y - mean, f = v[i].z - mean, h = v[i].w - mean;
+        q += a * a + e * e + f * f + h * h;
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        q += __shfl_xor_sync(0xffffffffu, q, o);
+    float inv = rsqrtf(q / H + eps);
+    const float4 *g4 = (const float4 *)g, *bb4 = (const float4 *)b;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int c = lane + 32 * i;
+        float4 gg = g4[c], bb = bb4[c], o;
+        o.x = (v[i].x - mean) * inv * gg.x + bb.x;
+        o.y = (v[i].y - mean) * inv * gg.y + bb.y;
+        o.z = (v[i].z - mean) * inv * gg.z + bb.z;
+        o.w = (v[i].w - mean) * inv * gg.w + bb.w;
+        xr[c] = o;
+        if (xc) {
+            CT *d = xc + r * H + 4 * c;
+            d[0] = from_f32<CT>(o.x);
+            d[1] = from_f32<CT>(o.y);
+            d[2] = from_f32<CT>(o.z);
+            d[3] = from_f32<CT>(o.w);
+        }
+    }
+}
+
 /* x = LN(x + y + bias), one block per row. */
 template <typename CT>
 __global__ void k_residual_ln(float *x, const float *y, const float *bias, const float *g,
@@ -1036,8 +1088,15 @@ static int residual_ln(cuda_embed *c, const float *bias, const float *g, const f
                        CT *xc)
 {
     int H = c->info.hidden;
-    if (H <= WARP_LN_MAX) {
-        k_residual_ln_warp<CT><<<(unsigned)((T + 7) / 8), 256, 0, c->stream>>>(
+    unsigned blocks = (unsigned)((T + 7) / 8);
+    if (H == 384) {
+        k_residual_ln_warp4<CT, 3><<<blocks, 256, 0, c->stream>>>(
+            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
+    } else if (H == 768) {
+        k_residual_ln_warp4<CT, 6><<<blocks, 256, 0, c->stream>>>(
+            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
+    } else if (H <= WARP_LN_MAX) {
+        k_residual_ln_warp<CT><<<blocks, 256, 0, c->stream>>>(
             c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
     } else {
         k_residual_ln<CT><<<(unsigned)T, LN_THREADS, (size_t)H * sizeof(float), c->stream>>>(
