@@ -3,7 +3,8 @@
 # scripts/gpu-check.sh with BIN, TESTS, OUT set). Exits non-zero on any
 # mismatch:
 #   1. the unit tests' CUDA-vs-CPU check (fresh random token sequences; f32
-#      within 1e-4, f16/bf16 cosine >= 0.999, graph replays included);
+#      within 1e-4, f16/bf16 cosine >= 0.999, graph replays included), also
+#      with each attention path forced (ELOHIM_EMBED_ATTENTION);
 #   2. the tiny-bert fixture with --device cuda: ids exact, f32 within 1e-4
 #      of the float64 reference, f16 and bf16 cosine >= 0.999;
 #   3. CPU vs CUDA through the CLI on random texts with a random-weight
@@ -33,6 +34,15 @@ if [ -n "$shared" ] && [ -x "$TESTS/test-embed" ]; then
     ELOHIM_SHARED="$shared" "$TESTS/test-embed" 2>&1 | tee "$OUT/embed-unit.log" | grep -E "cuda|OK|FAIL|PASSED|SKIPPED" || true
     grep -q "FAILED" "$OUT/embed-unit.log" && fail "unit tests"
     grep -q "SKIPPED ] test_cuda_matches_cpu" "$OUT/embed-unit.log" && fail "the CUDA test was skipped on a GPU machine"
+    # every attention path, forced, whatever the batch size would pick
+    for mode in tc rows warp unfused; do
+        if ELOHIM_SHARED="$shared" ELOHIM_EMBED_ATTENTION=$mode "$TESTS/test-embed" \
+                > "$OUT/embed-unit-$mode.log" 2>&1; then
+            echo "attention=$mode: $(grep -E 'cuda f16' "$OUT/embed-unit-$mode.log" | head -1)"
+        else
+            fail "unit tests with ELOHIM_EMBED_ATTENTION=$mode"
+        fi
+    done
 else
     echo "(no tiny-bert fixture or unit-test binary here: step 3 covers CPU vs CUDA)"
 fi
