@@ -261,6 +261,57 @@ static long long from_ordered(long long o, int is_real)
     return is_real && o < 0 ? o ^ 0x7fffffffffffffffll : o; /* an involution */
 }
 
+/* Turns groups [g0, g1) of the copied-back words into rows and kslots. */
+struct unslot_job {
+    const kernel_job *j;
+    kernel_out *o;
+    const djob *d;
+    const long long *words;
+};
+
+#define UNSLOT_TASKS 64
+
+static void unslot_range(const unslot_job *u, long long g0, long long g1)
+{
+    const kernel_job *j = u->j;
+    const djob &d = *u->d;
+    const int A = j->naggs, W = d.W;
+    kernel_out *o = u->o;
+    for (long long g = g0; g < g1; g++) {
+        const long long *s = u->words + g * W;
+        long long rows = d.pack ? (long long)((unsigned long long)s[0] >> 32) : s[0];
+        o->rows[g] = rows;
+        for (int a = 0; a < A; a++) {
+            kslot *x = &o->st[g * A + a];
+            int fn = j->agg_fn[a];
+            x->cnt = d.cnt_off[a] >= 0 ? s[d.cnt_off[a]] : rows;
+            x->a = x->b = 0;
+            if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+                if (j->agg_real[a]) {
+                    x->a = s[d.val_off[a]]; /* double bits; no compensation term */
+                } else {
+                    long long v = d.val_off[a] >= 0 ? s[d.val_off[a]] : 0;
+                    if (a == 0 && d.pack) /* offsets + rows * base (no overflow: absmax bound) */
+                        v = (long long)(((unsigned long long)s[0] & 0xffffffffull) +
+                                        (unsigned long long)rows * (unsigned long long)j->agg_b[0]);
+                    if (v >= 0) x->a = v;
+                    else x->b = v;
+                }
+            } else if (fn == A_MIN || fn == A_MAX) {
+                x->a = from_ordered(s[d.val_off[a]], j->agg_real[a]);
+            }
+        }
+    }
+}
+
+static void unslot_task(void *arg, int task, int thread)
+{
+    const unslot_job *u = (const unslot_job *)arg;
+    long long n = u->j->ngroups;
+    (void)thread;
+    unslot_range(u, n * task / UNSLOT_TASKS, n * (task + 1) / UNSLOT_TASKS);
+}
+
 extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, void *stream)
 {
     if (j->naggs > KMAX_AGGS || j->nkeys > KMAX_KEYS || j->npreds > KMAX_PREDS)
@@ -386,30 +437,13 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     CU(cudaMemcpyAsync(g_host, g_scratch, bytes, cudaMemcpyDeviceToHost, st));
     CU(cudaStreamSynchronize(st));
     elo_backend_count_op("sql_group_aggregate");
-    for (long long g = 0; g < j->ngroups; g++) {
-        const long long *s = g_host + g * W;
-        long long rows = d.pack ? (long long)((unsigned long long)s[0] >> 32) : s[0];
-        o->rows[g] = rows;
-        for (int a = 0; a < A; a++) {
-            kslot *x = &o->st[g * A + a];
-            int fn = j->agg_fn[a];
-            x->cnt = d.cnt_off[a] >= 0 ? s[d.cnt_off[a]] : rows;
-            x->a = x->b = 0;
-            if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
-                if (j->agg_real[a]) {
-                    x->a = s[d.val_off[a]]; /* double bits; no compensation term */
-                } else {
-                    long long v = d.val_off[a] >= 0 ? s[d.val_off[a]] : 0;
-                    if (a == 0 && d.pack) /* offsets + rows * base (no overflow: absmax bound) */
-                        v = (long long)(((unsigned long long)s[0] & 0xffffffffull) +
-                                        (unsigned long long)rows * (unsigned long long)j->agg_b[0]);
-                    if (v >= 0) x->a = v;
-                    else x->b = v;
-                }
-            } else if (fn == A_MIN || fn == A_MAX) {
-                x->a = from_ordered(s[d.val_off[a]], j->agg_real[a]);
-            }
-        }
-    }
+    /* the slots into the kernel's output form, on the pool for many groups
+     * (1M groups: ~5 ms on one core) */
+    unslot_job u = {j, o, &d, g_host};
+    elo_pool *pool = j->ngroups >= (1 << 16) ? elo_pool_global() : NULL;
+    if (pool)
+        elo_pool_run(pool, unslot_task, &u, UNSLOT_TASKS);
+    else
+        unslot_range(&u, 0, j->ngroups);
     return ELO_OK;
 }
