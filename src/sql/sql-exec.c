@@ -5,11 +5,13 @@
  *
  * Two ways through: queries whose keys and aggregates are plain columns of
  * uniform type go to the dense group-aggregate kernel (all CPU cores in
- * sql-kernel.c, or CUDA); everything else in the subset runs through the
- * row interpreter here, in rowid order, one thread. Whenever a value met
- * at run time needs a rule we do not reproduce (text in arithmetic, text
- * compared with a number, integer SUM overflow, ...), execution stops with
- * ELO_UNSUPPORTED before any row is returned, and SQLite runs the query. */
+ * sql-kernel.c, or CUDA), whose group slots become result rows on all
+ * cores too (groups_to_result); everything else in the subset runs
+ * through the row interpreter here, in rowid order, one thread. Whenever
+ * a value met at run time needs a rule we do not reproduce (text in
+ * arithmetic, text compared with a number, integer SUM overflow, ...),
+ * execution stops with ELO_UNSUPPORTED before any row is returned, and
+ * SQLite runs the query. */
 #include "sql-impl.h"
 
 #include <math.h>
@@ -900,6 +902,375 @@ static int kernel_fits(const sql_plan *p, kernel_job *j)
     return 1;
 }
 
+/* ---- groups out: kernel slots to rows --------------------------------------- */
+
+/* The key ids of group g, last key fastest: id 0 is NULL, else a text code
+ * + 1 or an integer - base + 1. */
+static void group_ids(const kernel_job *j, int64_t g, int64_t *id)
+{
+    for (int k = j->nkeys - 1; k >= 0; k--) {
+        id[k] = g % j->key_span[k];
+        g /= j->key_span[k];
+    }
+}
+
+/* Steps id[] from group g to group g + 1. */
+static void group_ids_next(const kernel_job *j, int64_t *id)
+{
+    for (int k = j->nkeys - 1; k >= 0 && ++id[k] == j->key_span[k]; k--)
+        id[k] = 0;
+}
+
+/* The key values for ids id[]; text points into the column's dictionary. */
+static void group_keys(const sql_plan *p, const kernel_job *j, const int64_t *id, sv *keys)
+{
+    for (int k = 0; k < j->nkeys; k++) {
+        const sql_column *col = &p->t->cols[p->keys[k]->col];
+        if (id[k] == 0) {
+            keys[k].t = SV_NULL;
+        } else if (col->has_text) {
+            keys[k].t = SV_TEXT;
+            keys[k].s = col->dict[id[k] - 1];
+            keys[k].len = col->dict_len[id[k] - 1];
+        } else {
+            keys[k].t = SV_INT;
+            keys[k].i = (int64_t)((uint64_t)(id[k] - 1) + (uint64_t)j->key_base[k]);
+        }
+    }
+}
+
+/* Finalises the aggregates of group g from the kernel's slots into aggs[]
+ * (numbers or NULL, never text). Returns 1, aggs[] then incomplete, when
+ * a part of an integer sum reaches 2^53: SQLite's double running sum may
+ * round there, and the interpreter reproduces it. */
+static int group_aggs(const kernel_job *j, const kernel_out *o, int64_t g, sv *aggs)
+{
+    for (int a = 0; a < j->naggs; a++) {
+        int fn = j->agg_fn[a];
+        sv *v = &aggs[a];
+        const kslot *x = &o->st[g * j->naggs + a];
+        int64_t n = x->cnt;
+        switch (fn) {
+        case A_COUNT_STAR: set_int(v, o->rows[g]); break;
+        case A_COUNT: set_int(v, n); break;
+        case A_SUM:
+        case A_TOTAL:
+        case A_AVG: {
+            if (!j->agg_real[a] && (x->a >= (1LL << 53) || x->b <= -(1LL << 53)))
+                return 1;
+            if (!n && fn != A_TOTAL) { set_null(v); break; }
+            if (!j->agg_real[a]) {
+                __int128 s = (__int128)x->a + x->b;
+                if (fn == A_SUM) set_int(v, (int64_t)s);
+                else if (fn == A_TOTAL) set_real(v, (double)s);
+                else set_real(v, (double)s / (double)n);
+            } else {
+                double sum, comp;
+                memcpy(&sum, &x->a, 8);
+                memcpy(&comp, &x->b, 8);
+                double s = isfinite(sum) ? sum + comp : sum;
+                set_real(v, fn == A_AVG ? s / (double)n : s);
+            }
+            break;
+        }
+        case A_MIN:
+        case A_MAX:
+            if (!n) set_null(v);
+            else if (j->agg_real[a]) { v->t = SV_REAL; memcpy(&v->r, &x->a, 8); }
+            else set_int(v, x->a);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Groups into `b` (outputs and ORDER BY terms) for finish_rows, on one
+ * thread, in group order. Returns 0, -1 with c->why, or 1 when a sum needs
+ * the interpreter. */
+static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel_out *o, ectx *c,
+                            rowbuf *b)
+{
+    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
+    sv *scratch = elo_malloc(sizeof(sv) * (size_t)(b->width + 1));
+    if (!scratch)
+        return FAIL(c, "out of memory");
+    c->keys = keys;
+    c->aggs = aggs;
+    int64_t id[SQL_MAX_KEYS];
+    group_ids(j, 0, id);
+    int rc = 0;
+    for (int64_t g = 0; g < j->ngroups; g++, group_ids_next(j, id)) {
+        if (!o->rows[g])
+            continue;
+        group_keys(p, j, id, keys);
+        if (group_aggs(j, o, g, aggs)) {
+            rc = 1;
+            break;
+        }
+        if (p->having) {
+            sv h;
+            int tv;
+            if (eval(c, p->having, &h) < 0 || truth(c, &h, &tv) < 0) {
+                rc = -1;
+                break;
+            }
+            if (tv != 1)
+                continue;
+        }
+        if (emit(c, p, b, scratch) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    c->keys = c->aggs = NULL; /* they were this frame's */
+    elo_free(scratch);
+    return rc;
+}
+
+/* Groups straight into the result, on all cores.
+ *
+ * DESIGN: the group slots are cut into chunks of OUT_CHUNK_GROUPS, one pool
+ * task per chunk, in two passes. Pass 1 (count) walks its chunk as the
+ * one-thread loop would (aggregates, HAVING, output expressions) but keeps
+ * nothing: it counts the rows the chunk yields and their text bytes, and
+ * stops at the first group that needs the interpreter or fails. A group
+ * that HAVING drops gets rows[g] = 0 (the kernel's output is ours, and a
+ * dropped group's count is needed no more), so pass 2 skips it without
+ * evaluating HAVING again. Between the passes groups_to_result takes the
+ * first chunk that stopped, if any: its group is where the one-thread loop
+ * would have stopped, so the outcome (interpreter, or which error) is the
+ * same. Otherwise prefix sums give each chunk its first row and its slice
+ * of one arena block for text (NUL-terminated strings, packed), the result
+ * gets room for the rows, and pass 2 (fill) writes each chunk's cells in
+ * place and copies its text into its slice. Tasks write disjoint memory;
+ * only the calling thread touches the result's arena and row count.
+ *
+ * When there is no HAVING and every output is a key or an aggregate
+ * reference (the common case, "light"), pass 1 cannot fail: it only counts
+ * rows and the text bytes of keys, and the 2^53 test of integer sums waits
+ * for pass 2 (whose rows are then dropped). Outputs that are plain key or
+ * aggregate references are copied without eval. */
+
+/* Groups per chunk; $ELOHIM_SQL_OUT_GROUPS lowers it so that tests cut
+ * small tables into many chunks. */
+#define OUT_CHUNK_GROUPS 16384
+
+enum { OUT_KEY, OUT_AGG, OUT_EVAL };
+
+typedef struct {
+    int kind;           /* OUT_* */
+    int slot;           /* key or aggregate index; for OUT_EVAL the output */
+} out_col;
+
+typedef struct {
+    int64_t rows;       /* pass 1: rows the chunk yields; then its first row */
+    int64_t text;       /* pass 1: their text bytes (NULs included); then the
+                           offset of its slice */
+    int stop;           /* 1: a sum needs the interpreter; -1: error, `why` */
+    const char *why;
+} out_chunk;
+
+typedef struct {
+    const sql_plan *p;
+    const kernel_job *j;
+    kernel_out *o;
+    const out_col *cols;    /* [p->nout] */
+    int light;              /* pass 1 only counts rows and key text */
+    int key_text;           /* some output is a text key */
+    int fill;               /* pass 2 */
+    int64_t chunk_groups;
+    out_chunk *chunks;
+    sv *cells;              /* pass 2: the first new row of the result
+                               (whose columns are the plan's outputs) */
+    char *text;             /* pass 2: the text block */
+} out_ctx;
+
+/* Pass 1 over groups [g0, g1) of chunk `ch`. */
+static void out_count(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
+{
+    const sql_plan *p = x->p;
+    const kernel_job *j = x->j;
+    kernel_out *o = x->o;
+    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
+    ectx c = {.t = p->t, .keys = keys, .aggs = aggs};
+    int64_t id[SQL_MAX_KEYS], rows = 0, text = 0;
+    group_ids(j, g0, id);
+    for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
+        if (!o->rows[g])
+            continue;
+        if (x->light && !x->key_text) {
+            rows++;
+            continue;
+        }
+        group_keys(p, j, id, keys);
+        if (!x->light) {
+            if (group_aggs(j, o, g, aggs)) {
+                ch->stop = 1;
+                return;
+            }
+            if (p->having) {
+                sv h;
+                int tv;
+                if (eval(&c, p->having, &h) < 0 || truth(&c, &h, &tv) < 0)
+                    goto fail;
+                if (tv != 1) {
+                    o->rows[g] = 0;
+                    continue;
+                }
+            }
+        }
+        for (int i = 0; i < p->nout; i++) {
+            const out_col *oc = &x->cols[i];
+            sv v;
+            if (oc->kind == OUT_AGG)
+                continue; /* a number: no text */
+            if (oc->kind == OUT_KEY) {
+                if (keys[oc->slot].t == SV_TEXT)
+                    text += (int64_t)keys[oc->slot].len + 1;
+                continue;
+            }
+            if (eval(&c, p->out[oc->slot], &v) < 0)
+                goto fail;
+            if (v.t == SV_TEXT)
+                text += (int64_t)v.len + 1;
+        }
+        rows++;
+    }
+    ch->rows = rows;
+    ch->text = text;
+    return;
+fail:
+    ch->stop = -1;
+    ch->why = c.why;
+}
+
+/* Pass 2 over groups [g0, g1) of chunk `ch`: its rows from ch->rows on,
+ * its text from ch->text on. Fails only where pass 1 would have, which in
+ * light mode is a sum reaching 2^53. */
+static void out_fill(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
+{
+    const sql_plan *p = x->p;
+    const kernel_job *j = x->j;
+    const kernel_out *o = x->o;
+    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
+    ectx c = {.t = p->t, .keys = keys, .aggs = aggs};
+    int64_t id[SQL_MAX_KEYS];
+    group_ids(j, g0, id);
+    sv *dst = x->cells + ch->rows * p->nout;
+    char *text = x->text ? x->text + ch->text : NULL;
+    for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
+        if (!o->rows[g])
+            continue;
+        group_keys(p, j, id, keys);
+        if (group_aggs(j, o, g, aggs)) {
+            ch->stop = 1;
+            return;
+        }
+        for (int i = 0; i < p->nout; i++) {
+            const out_col *oc = &x->cols[i];
+            sv *v = &dst[i];
+            if (oc->kind == OUT_KEY)
+                *v = keys[oc->slot];
+            else if (oc->kind == OUT_AGG)
+                *v = aggs[oc->slot];
+            else if (eval(&c, p->out[oc->slot], v) < 0)
+                goto fail;
+            if (v->t == SV_TEXT) {
+                memcpy(text, v->s, v->len);
+                text[v->len] = '\0';
+                v->s = text;
+                text += v->len + 1;
+            }
+        }
+        dst += p->nout;
+    }
+    return;
+fail:
+    ch->stop = -1;
+    ch->why = c.why;
+}
+
+static void out_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const out_ctx *x = arg;
+    int64_t g0 = (int64_t)task * x->chunk_groups, g1 = ELO_MIN(g0 + x->chunk_groups, x->j->ngroups);
+    if (x->fill)
+        out_fill(x, &x->chunks[task], g0, g1);
+    else
+        out_count(x, &x->chunks[task], g0, g1);
+}
+
+/* The outcome of a pass: 0, or that of its first chunk that stopped. */
+static int out_stopped(const out_ctx *x, int64_t nchunks, ectx *c)
+{
+    for (int64_t t = 0; t < nchunks; t++)
+        if (x->chunks[t].stop) {
+            if (x->chunks[t].stop < 0)
+                c->why = x->chunks[t].why;
+            return x->chunks[t].stop;
+        }
+    return 0;
+}
+
+/* Appends the groups to `res` in group order. Returns 0, -1 with c->why, or
+ * 1 when a sum needs the interpreter; on any but 0 `res` holds no new row
+ * (its capacity and arena may have grown). */
+static int groups_to_result(const sql_plan *p, const kernel_job *j, kernel_out *o, ectx *c,
+                            elo_sql_result *res)
+{
+    const char *env = getenv("ELOHIM_SQL_OUT_GROUPS");
+    out_ctx x = {.p = p, .j = j, .o = o, .light = !p->having};
+    x.chunk_groups = env && atoll(env) > 0 ? atoll(env) : OUT_CHUNK_GROUPS;
+    /* at most 2^26 groups (kernel_fits): the count fits an int */
+    int64_t nchunks = (j->ngroups + x.chunk_groups - 1) / x.chunk_groups;
+    out_col *cols = elo_malloc(sizeof(out_col) * (size_t)(p->nout ? p->nout : 1));
+    x.chunks = elo_calloc((size_t)(nchunks ? nchunks : 1), sizeof(out_chunk));
+    int rc = 0;
+    if (!cols || !x.chunks) {
+        rc = FAIL(c, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < p->nout; i++) {
+        const expr *e = p->out[i];
+        if (e->kind == E_KEYREF && p->t->cols[p->keys[e->col]->col].has_text)
+            x.key_text = 1;
+        if (e->kind == E_KEYREF) cols[i] = (out_col){OUT_KEY, e->col};
+        else if (e->kind == E_AGGREF) cols[i] = (out_col){OUT_AGG, e->col};
+        else cols[i] = (out_col){OUT_EVAL, i};
+        if (cols[i].kind == OUT_EVAL)
+            x.light = 0;
+    }
+    x.cols = cols;
+    elo_pool_run(elo_pool_global(), out_task, &x, (int)nchunks);
+    if ((rc = out_stopped(&x, nchunks, c)) != 0)
+        goto done;
+    int64_t rows = 0, text = 0;
+    for (int64_t t = 0; t < nchunks; t++) {
+        int64_t n = x.chunks[t].rows, bytes = x.chunks[t].text;
+        x.chunks[t].rows = rows;
+        x.chunks[t].text = text;
+        rows += n;
+        text += bytes;
+    }
+    if (rows == 0)
+        goto done; /* nothing to write, and no sum left to test */
+    if (elo__result_reserve(res, res->nrows + rows) < 0 ||
+        (text && !(x.text = elo_arena_alloc(res->arena, (size_t)text)))) {
+        rc = FAIL(c, "out of memory");
+        goto done;
+    }
+    x.cells = res->cells + res->nrows * res->ncols;
+    x.fill = 1;
+    elo_pool_run(elo_pool_global(), out_task, &x, (int)nchunks);
+    if ((rc = out_stopped(&x, nchunks, c)) == 0)
+        res->nrows += rows;
+done:
+    elo_free(cols);
+    elo_free(x.chunks);
+    return rc;
+}
+
 /* Runs the kernel and turns its slots into rows, in group id order (key
  * order): into `b` for finish_rows, or straight into `direct` when the
  * plan has nothing left to do to them (no DISTINCT, ORDER BY, LIMIT or
@@ -967,126 +1338,18 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
         *used_device = ELO_DEVICE_CPU;
     }
     double t_kernel = elo_time_sec();
-    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
-    sv *scratch = elo_malloc(sizeof(sv) * (size_t)(b->width + 1));
-    if (!scratch) {
-        rc = FAIL(c, "out of memory");
-        goto done;
-    }
-    c->keys = keys;
-    c->aggs = aggs;
-    const sql_column *kcol[SQL_MAX_KEYS];
-    int64_t id[SQL_MAX_KEYS]; /* the key ids of group g, last key fastest */
-    for (int k = 0; k < j->nkeys; k++) {
-        kcol[k] = &p->t->cols[p->keys[k]->col];
-        id[k] = 0;
-    }
-    int64_t first_row = direct ? direct->nrows : 0;
-    if (direct && !o.overflow) {
-        int64_t n = 0;
-        for (int64_t g = 0; g < G; g++)
-            n += o.rows[g] != 0;
-        if (elo__result_reserve(direct, direct->nrows + n) < 0) {
-            rc = FAIL(c, "out of memory");
-            goto out;
-        }
-    }
-    for (int64_t g = 0; g < G && !o.overflow; g++) {
-        if (g) {
-            for (int k = j->nkeys - 1; k >= 0 && ++id[k] == j->key_span[k]; k--)
-                id[k] = 0;
-        }
-        if (!o.rows[g])
-            continue;
-        for (int k = 0; k < j->nkeys; k++) {
-            const sql_column *col = kcol[k];
-            if (id[k] == 0) keys[k].t = SV_NULL;
-            else if (col->has_text) {
-                keys[k].t = SV_TEXT;
-                keys[k].s = col->dict[id[k] - 1];
-                keys[k].len = col->dict_len[id[k] - 1];
-            } else {
-                keys[k].t = SV_INT;
-                keys[k].i = (int64_t)((uint64_t)(id[k] - 1) + (uint64_t)j->key_base[k]);
-            }
-        }
-        for (int a = 0; a < j->naggs; a++) {
-            int fn = j->agg_fn[a];
-            sv *v = &aggs[a];
-            const kslot *x = &o.st[g * j->naggs + a];
-            int64_t n = x->cnt;
-            switch (fn) {
-            case A_COUNT_STAR: set_int(v, o.rows[g]); break;
-            case A_COUNT: set_int(v, n); break;
-            case A_SUM:
-            case A_TOTAL:
-            case A_AVG: {
-                if (!j->agg_real[a] && (x->a >= (1LL << 53) || x->b <= -(1LL << 53))) {
-                    /* integer parts reaching 2^53: SQLite's double running
-                     * sum may round; the interpreter reproduces it */
-                    o.overflow = 1;
-                    break;
-                }
-                if (!n && fn != A_TOTAL) { set_null(v); break; }
-                if (!j->agg_real[a]) {
-                    __int128 s = (__int128)x->a + x->b;
-                    if (fn == A_SUM) set_int(v, (int64_t)s);
-                    else if (fn == A_TOTAL) set_real(v, (double)s);
-                    else set_real(v, (double)s / (double)n);
-                } else {
-                    double sum, comp;
-                    memcpy(&sum, &x->a, 8);
-                    memcpy(&comp, &x->b, 8);
-                    double s = isfinite(sum) ? sum + comp : sum;
-                    set_real(v, fn == A_AVG ? s / (double)n : s);
-                }
-                break;
-            }
-            case A_MIN:
-            case A_MAX:
-                if (!n) set_null(v);
-                else if (j->agg_real[a]) { v->t = SV_REAL; memcpy(&v->r, &x->a, 8); }
-                else set_int(v, x->a);
-                break;
-            }
-        }
-        if (o.overflow)
-            break;
-        if (p->having) {
-            sv h;
-            int tv;
-            if (eval(c, p->having, &h) < 0 || truth(c, &h, &tv) < 0) {
-                rc = -1;
-                break;
-            }
-            if (tv != 1)
-                continue;
-        }
-        if (direct) {
-            for (int i = 0; i < p->nout; i++)
-                if (eval(c, p->out[i], &scratch[i]) < 0) {
-                    rc = -1;
-                    break;
-                }
-            if (rc == 0 && elo__result_push_row(direct, scratch) < 0)
-                rc = FAIL(c, "out of memory");
-        } else if (emit(c, p, b, scratch) < 0) {
-            rc = -1;
-        }
-        if (rc < 0)
-            break;
-    }
-    if (o.overflow) {
+    if (o.overflow)
+        rc = 1;
+    else if (direct)
+        rc = groups_to_result(p, j, &o, c, direct);
+    else
+        rc = groups_to_rowbuf(p, j, &o, c, b);
+    if (rc == 1) {
         /* a partial sum left int64 (or reached 2^53): the interpreter
          * redoes it exactly in scan order (int128 sums, SQLite's overflow
          * rule, SQLite's double running sum) */
-        rc = 1;
         b->n = 0;
     }
-out:
-    if (direct && rc != 0)
-        direct->nrows = first_row;
-    elo_free(scratch);
     elo_debug("sql: kernel %s %.2f ms over %lld rows, %lld group slots; groups out %.2f ms",
               *used_device == ELO_DEVICE_CUDA ? "cuda" : "cpu", (t_kernel - t_start) * 1e3,
               (long long)j->nrows, (long long)G, (elo_time_sec() - t_kernel) * 1e3);

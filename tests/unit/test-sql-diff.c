@@ -143,15 +143,19 @@ static void test_differential(void **state)
             assert_int_equal(elo_sql_exec(db, table_sql), ELO_OK);
             compute_bound(db);
             /* cycle the CPU kernel through its ways of splitting work: one
-             * task, row ranges merged in order, group ranges, partitions */
+             * task, row ranges merged in order, group ranges, partitions;
+             * and groups out in one chunk or in chunks of 2 groups */
             int mode = (int)((n / 200) % 4);
             setenv("ELOHIM_THREADS", "3", 1);
             unsetenv("ELOHIM_SQL_TASK_ROWS");
             unsetenv("ELOHIM_SQL_BYGROUP_MIN");
             unsetenv("ELOHIM_SQL_PART_MIN");
             unsetenv("ELOHIM_SQL_PART_GROUPS");
-            if (mode > 0)
+            unsetenv("ELOHIM_SQL_OUT_GROUPS");
+            if (mode > 0) {
                 setenv("ELOHIM_SQL_TASK_ROWS", "3", 1);
+                setenv("ELOHIM_SQL_OUT_GROUPS", "2", 1);
+            }
             if (mode == 1)
                 setenv("ELOHIM_SQL_BYGROUP_MIN", "1000000000", 1);
             if (mode == 2)
