@@ -479,10 +479,16 @@ __global__ void __launch_bounds__(128)
  * zeros. */
 #define TC_WARPS 4
 
+/* Leading dimensions padded off multiples of 128 bytes, so that the 16
+ * rows of a WMMA tile do not all start in the same shared-memory bank. */
+#define TC_LDH(n) ((n) + 8) /* 16-bit rows */
+#define TC_LDF(n) ((n) + 4) /* f32 rows */
+
 static size_t attention_tc_smem(int L, int d)
 {
     size_t Lp = (size_t)(L + 15) / 16 * 16;
-    return 3 * Lp * d * 2 + (size_t)TC_WARPS * (16 * Lp * 4 + 16 * Lp * 2 + 16 * (size_t)d * 4);
+    return 3 * Lp * TC_LDH(d) * 2 +
+           (size_t)TC_WARPS * (16 * TC_LDF(Lp) * 4 + 16 * TC_LDH(Lp) * 2 + 16 * TC_LDF(d) * 4);
 }
 
 /* 8 consecutive values as floats (16- or 32-byte aligned loads). */
@@ -511,12 +517,13 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     const int Lp = (L + 15) / 16 * 16;
     const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * D, *vs = ks + (size_t)Lp * D;
-    unsigned char *wbase = (unsigned char *)(vs + (size_t)Lp * D) +
-                           (size_t)warp * (16 * Lp * 4 + 16 * Lp * 2 + 16 * D * 4);
+    const int ldq = TC_LDH(D), lds = TC_LDF(Lp), ldp = TC_LDH(Lp), ldo = TC_LDF(D);
+    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * ldq, *vs = ks + (size_t)Lp * ldq;
+    unsigned char *wbase = (unsigned char *)(vs + (size_t)Lp * ldq) +
+                           (size_t)warp * (16 * lds * 4 + 16 * ldp * 2 + 16 * ldo * 4);
     float *sst = (float *)wbase;
-    CT *pst = (CT *)(sst + 16 * Lp);
-    float *ost = (float *)(pst + 16 * Lp);
+    CT *pst = (CT *)(sst + 16 * lds);
+    float *ost = (float *)(pst + 16 * ldp);
     const QT *base = qkv + (size_t)b * L * 3 * H;
     const float *qb = bias + h * D, *kb = bias + H + h * D, *vb = bias + 2 * H + h * D;
     /* 8 values a load: the head's D columns of a row are contiguous and
@@ -538,9 +545,9 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
                 ov[e] = from_f32<CT>(ev[e] + vb[c8 + e]);
             }
         }
-        *(uint4 *)(qs + (size_t)t * D + c8) = uq;
-        *(uint4 *)(ks + (size_t)t * D + c8) = uk;
-        *(uint4 *)(vs + (size_t)t * D + c8) = uv;
+        *(uint4 *)(qs + (size_t)t * ldq + c8) = uq;
+        *(uint4 *)(ks + (size_t)t * ldq + c8) = uk;
+        *(uint4 *)(vs + (size_t)t * ldq + c8) = uv;
     }
     __syncthreads();
     for (int rs = warp; rs < Lp / 16; rs += TC_WARPS) {
@@ -552,16 +559,16 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             for (int kk = 0; kk < D / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::col_major> fb;
-                wmma::load_matrix_sync(fa, qs + (size_t)rs * 16 * D + kk * 16, D);
-                wmma::load_matrix_sync(fb, ks + (size_t)ct * 16 * D + kk * 16, D);
+                wmma::load_matrix_sync(fa, qs + (size_t)rs * 16 * ldq + kk * 16, ldq);
+                wmma::load_matrix_sync(fb, ks + (size_t)ct * 16 * ldq + kk * 16, ldq);
                 wmma::mma_sync(acc, fa, fb, acc);
             }
-            wmma::store_matrix_sync(sst + ct * 16, acc, Lp, wmma::mem_row_major);
+            wmma::store_matrix_sync(sst + ct * 16, acc, lds, wmma::mem_row_major);
         }
         __syncwarp();
         /* masked softmax of each row, probabilities in the input type */
         for (int r = 0; r < 16; r++) {
-            const float *srow = sst + (size_t)r * Lp;
+            const float *srow = sst + (size_t)r * lds;
             float mx = -INFINITY;
             for (int j = lane; j < len; j += 32)
                 mx = fmaxf(mx, srow[j]);
@@ -574,7 +581,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
                 sum += __shfl_xor_sync(0xffffffffu, sum, o2);
             float inv = 1.0f / sum;
             for (int j = lane; j < Lp; j += 32)
-                pst[(size_t)r * Lp + j] = from_f32<CT>(j < len ? __expf(srow[j] - mx) * inv : 0.0f);
+                pst[(size_t)r * ldp + j] = from_f32<CT>(j < len ? __expf(srow[j] - mx) * inv : 0.0f);
         }
         __syncwarp();
         /* O = P V */
@@ -585,11 +592,11 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             for (int kk = 0; kk < Lp / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::row_major> fb;
-                wmma::load_matrix_sync(fa, pst + kk * 16, Lp);
-                wmma::load_matrix_sync(fb, vs + (size_t)kk * 16 * D + ot * 16, D);
+                wmma::load_matrix_sync(fa, pst + kk * 16, ldp);
+                wmma::load_matrix_sync(fb, vs + (size_t)kk * 16 * ldq + ot * 16, ldq);
                 wmma::mma_sync(acc, fa, fb, acc);
             }
-            wmma::store_matrix_sync(ost + ot * 16, acc, D, wmma::mem_row_major);
+            wmma::store_matrix_sync(ost + ot * 16, acc, ldo, wmma::mem_row_major);
         }
         __syncwarp();
         for (int i = lane; i < 16 * (D / 8); i += 32) {
@@ -600,7 +607,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             CT *ou = (CT *)&u;
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                ou[e] = from_f32<CT>(t < len ? ost[r * D + c8 + e] : 0.0f);
+                ou[e] = from_f32<CT>(t < len ? ost[r * ldo + c8 + e] : 0.0f);
             *(uint4 *)(out + ((size_t)b * L + t) * H + h * D + c8) = u;
         }
         __syncwarp();
