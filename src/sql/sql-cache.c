@@ -497,12 +497,19 @@ int elo__sql_table_to_device(elo_sql *db, sql_table *t)
         int width;
         int64_t base;
         device_form(col, &width, &base);
+        /* the types first: a column whose values are resident without its
+         * NULL marks would read as NULL-free (dev_val set means complete) */
+        void *dev_type = NULL;
+        if (col->has_null && (rc = elo_sql_cuda_upload(col->type, n, &dev_type, stream)) < 0)
+            return rc;
         if (width == 8) {
             rc = elo_sql_cuda_upload(col->val, n * 8, &col->dev_val, stream);
         } else {
             narrow_job nj = {col, elo_malloc(n * (size_t)width), width, base, t->nrows};
-            if (!nj.out)
+            if (!nj.out) {
+                elo_sql_cuda_free(dev_type);
                 return elo_seterr(ELO_NOMEM, "out of memory narrowing column %s", col->name);
+            }
             elo_pool *pool = t->nrows >= (1 << 20) ? elo_pool_global() : NULL;
             if (pool)
                 elo_pool_run(pool, narrow_task, &nj, NARROW_TASKS);
@@ -511,15 +518,13 @@ int elo__sql_table_to_device(elo_sql *db, sql_table *t)
             rc = elo_sql_cuda_upload(nj.out, n * (size_t)width, &col->dev_val, stream);
             elo_free(nj.out);
         }
-        if (rc < 0)
+        if (rc < 0) {
+            elo_sql_cuda_free(dev_type);
             return rc;
+        }
+        col->dev_type = dev_type;
         col->dev_width = width;
         col->dev_base = base;
-        if (col->has_null) {
-            rc = elo_sql_cuda_upload(col->type, n, &col->dev_type, stream);
-            if (rc < 0)
-                return rc;
-        }
     }
     (void)db;
     return ELO_OK;
