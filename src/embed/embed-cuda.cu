@@ -1135,11 +1135,14 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     mark(c, "embed");
     float scale = 1.0f / sqrtf((float)d);
     size_t score_rows = (size_t)B * heads * L;
-    /* Attention paths (H200, f16, 6 layers): the warp-per-row kernel
-     * (k_attention) for rows up to 64 tokens (32 x 1024: 1.58 ms of
-     * attention vs 2.17 thread-per-row, 2.5 unfused); the thread-per-row
-     * kernel (k_attention_rows, head sizes 32 and 64) for longer rows
-     * (128 x 256: 3.29 ms vs 3.6 unfused); cuBLAS batched GEMMs plus
+    /* Attention paths, measured on an H200 (6 layers, time in attention
+     * per batch): at f16/bf16 the tensor-core kernel (k_attention_tc) for
+     * batches of 8+ (32 x 1024: 228K sentences/s vs 189K thread-per-row and
+     * 153K unfused; 128 x 256: 44.7K vs 41.3K and 38.3K); at f32 (and where
+     * that kernel does not fit) the warp-per-row kernel (k_attention) for
+     * rows up to 64 tokens (32 x 1024 f16: 1.58 ms vs 2.17 thread-per-row),
+     * else the thread-per-row kernel (k_attention_rows, head sizes 32/64;
+     * 128 x 256 f16: 3.29 vs 3.6 ms unfused); cuBLAS batched GEMMs plus
      * softmax for small batches, where a block per (sequence, head) leaves
      * most SMs idle (32 x 1: 0.228 ms unfused vs 0.265 fused). */
     int path = 3; /* 1 rows, 2 warp, 3 unfused, 4 tensor cores */
@@ -1159,11 +1162,11 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     for (int l = 0; l < in->layers; l++) {
         const dev_layer *w = &c->layers[l];
         if (use_fused) {
-            /* qkv = x Wqkv, in the input type (f32 at f32), bias added by
-             * the fused attention */
-            /* the tensor-core path reads an f32 QKV: cuBLAS's f16-output
-             * kernel for this shape (N = 3H = 1152) ran at under half the
-             * speed of its f32 one on an H200 (0.15-0.21 vs 0.08 ms) */
+            /* qkv = x Wqkv, bias added by the fused attention; in the
+             * input type, except that the tensor-core path reads an f32
+             * QKV: cuBLAS's f16-output kernel for this shape (N = 3H =
+             * 1152) ran at under half the speed of its f32 one on an H200
+             * (0.15-0.21 vs 0.08 ms a layer) */
             if (path == 4 ? (rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv,
                                        3 * H, 0, 0, 0, 0)) < 0
                           : (rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H,
