@@ -428,7 +428,7 @@ int elo__sql_cache_get(elo_sql *db, const char *name, sql_table **out, const cha
  * allows (db-benchmark's keys and small integers take one byte instead of
  * nine: the GPU kernels are bound by the bytes they read); reals and mixed
  * columns as the raw 8-byte values. */
-static void device_form(const sql_column *col, int *width, int64_t *base)
+void elo__sql_device_form(const sql_column *col, int *width, int64_t *base)
 {
     uint64_t range;
     *width = 8;
@@ -496,7 +496,7 @@ int elo__sql_table_to_device(elo_sql *db, sql_table *t)
         size_t n = (size_t)(t->nrows ? t->nrows : 1);
         int width;
         int64_t base;
-        device_form(col, &width, &base);
+        elo__sql_device_form(col, &width, &base);
         /* the types first: a column whose values are resident without its
          * NULL marks would read as NULL-free (dev_val set means complete) */
         void *dev_type = NULL;

@@ -283,6 +283,9 @@ int elo__sql_cache_get(elo_sql *db, const char *name, sql_table **out, const cha
 void elo__sql_cache_drop(elo_sql *db);
 int elo__sql_cache_check(elo_sql *db);
 int elo__sql_table_to_device(elo_sql *db, sql_table *t);
+/* The narrowest device form of a column (see sql_column.dev_width):
+ * *width 1, 2 or 4 with *base its minimum, or 8 with *base 0. */
+void elo__sql_device_form(const sql_column *col, int *width, int64_t *base);
 /* Adds a table built in memory (benchmarks) to the cache; the cache owns it
  * (columns, names and dictionaries allocated with elo_malloc). */
 int elo__sql_cache_put(elo_sql *db, sql_table *t);

@@ -351,6 +351,45 @@ static void test_groups_out(void **state)
     elo_sql_close(db);
 }
 
+/* The GPU copies' narrowing rule (the CUDA kernels read what it picks). */
+static void expect_form(int has_int, int has_real, int has_text, int64_t imin, int64_t imax,
+                        uint32_t ndict, int width, int64_t base)
+{
+    sql_column col;
+    memset(&col, 0, sizeof col);
+    col.has_int = has_int;
+    col.has_real = has_real;
+    col.has_text = has_text;
+    col.imin = imin;
+    col.imax = imax;
+    col.ndict = ndict;
+    int w = 0;
+    int64_t b = -1;
+    elo__sql_device_form(&col, &w, &b);
+    assert_int_equal(w, width);
+    assert_true(b == base);
+}
+
+static void test_device_form(void **state)
+{
+    (void)state;
+    expect_form(1, 0, 0, 1, 5, 0, 1, 1);                       /* v1 of db-benchmark */
+    expect_form(1, 0, 0, -100, 155, 0, 1, -100);               /* range 255: one byte */
+    expect_form(1, 0, 0, -100, 156, 0, 2, -100);               /* range 256: two */
+    expect_form(1, 0, 0, 0, 65535, 0, 2, 0);
+    expect_form(1, 0, 0, 0, 65536, 0, 4, 0);
+    expect_form(1, 0, 0, INT64_MIN, INT64_MIN + 0xffffffffll, 0, 4, INT64_MIN);
+    expect_form(1, 0, 0, INT64_MIN, INT64_MIN + 0x100000000ll, 0, 8, 0);
+    expect_form(1, 0, 0, INT64_MIN, INT64_MAX, 0, 8, 0);       /* the range wraps uint64 */
+    expect_form(0, 0, 1, 0, 0, 256, 1, 0);                     /* text codes 0..255 */
+    expect_form(0, 0, 1, 0, 0, 257, 2, 0);
+    expect_form(0, 0, 1, 0, 0, 1000000, 4, 0);                 /* id3 of db-benchmark */
+    expect_form(0, 0, 0, 0, 0, 0, 1, 0);                       /* only NULLs */
+    expect_form(0, 1, 0, 0, 0, 0, 8, 0);                       /* reals stay raw */
+    expect_form(1, 1, 0, 0, 3, 0, 8, 0);                       /* mixed int/real */
+    expect_form(1, 0, 1, 0, 3, 4, 8, 0);                       /* mixed int/text */
+}
+
 static void test_dataframe_api(void **state)
 {
     (void)state;
@@ -481,7 +520,7 @@ int main(void)
         cmocka_unit_test(test_semantics),     cmocka_unit_test(test_sum_overflow),
         cmocka_unit_test(test_many_groups),   cmocka_unit_test(test_groups_out),
         cmocka_unit_test(test_dataframe_api), cmocka_unit_test(test_cache_invalidation),
-        cmocka_unit_test(test_logictest_runner),
+        cmocka_unit_test(test_logictest_runner), cmocka_unit_test(test_device_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
