@@ -363,7 +363,8 @@ extern "C" int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, 
     if (j->naggs > 0 && j->nrows < (1ll << 32) && !j->agg_real[0] && !j->agg_type[0] &&
         j->agg_val[0] && j->agg_w[0] > 0 && j->agg_w[0] < 8 &&
         (j->agg_fn[0] == A_SUM || j->agg_fn[0] == A_TOTAL || j->agg_fn[0] == A_AVG)) {
-        unsigned long long wmax = j->agg_w[0] == 4 ? 0xffffffffull : (1ull << (8 * j->agg_w[0])) - 1;
+        unsigned long long wmax =
+            j->agg_w[0] == 4 ? 0xffffffffull : (1ull << (8 * j->agg_w[0])) - 1;
         unsigned long long range = (unsigned long long)j->agg_absmax[0] * 2ull; /* >= max - min */
         if (range > wmax)
             range = wmax;
