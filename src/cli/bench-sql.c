@@ -46,16 +46,34 @@ static const int qcols[5][5] = {{0, 6, -1}, {0, 1, 6, -1}, {2, 6, 8, -1}, {3, 6,
                                 {5, 6, 7, 8, -1}};
 
 /* Bytes per row a scan must read. The CPU engine reads 8 B per value + 1
- * B type; the GPU copies are narrowed (sql-cache.c): integers and text
- * codes by their range (1, 2 or 4 B), reals 8 B, no type bytes without
- * NULLs (this data has none). */
+ * B type; the GPU copies are narrowed by the engine's own rule
+ * (elo__sql_device_form), with no type bytes without NULLs (this data has
+ * none). */
 static double row_bytes(int q, int gpu)
 {
     double b = 0;
     for (int i = 0; qcols[q][i] >= 0; i++) {
         int c = qcols[q][i];
-        int64_t range = card[c] - 1;
-        b += !gpu ? 9 : c == 8 ? 8 : range <= 0xff ? 1 : range <= 0xffff ? 2 : 4;
+        if (!gpu) {
+            b += 9;
+            continue;
+        }
+        sql_column col;
+        memset(&col, 0, sizeof col);
+        if (c == 8) {
+            col.has_real = 1;
+        } else if (c < 3) { /* id1..id3 are text: codes 0..card-1 */
+            col.has_text = 1;
+            col.ndict = (uint32_t)card[c];
+        } else {
+            col.has_int = 1;
+            col.imin = 1;
+            col.imax = card[c];
+        }
+        int width;
+        int64_t base;
+        elo__sql_device_form(&col, &width, &base);
+        b += width;
     }
     return b;
 }

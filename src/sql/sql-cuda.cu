@@ -63,7 +63,7 @@ struct djob {
 enum { W_INT, W_REAL, W_MIN, W_MAX };
 
 /* Row r of a resident column: narrowed values are unsigned offsets from
- * the column's base (sql-cache.c, device_form); width 8 is the raw value. */
+ * the column's base (elo__sql_device_form); width 8 is the raw value. */
 static __device__ __forceinline__ unsigned long long ldu(const void *p, int w, long long r)
 {
     switch (w) {
