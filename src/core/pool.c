@@ -80,17 +80,29 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void spin_while_same(elo_pool *p, uint64_t seen)
+/* Polls until cond(p, arg) holds or POOL_SPIN_SEC has passed (the caller
+ * then sleeps on its condition variable, which it re-checks under mu). */
+static void spin_until(elo_pool *p, int (*cond)(elo_pool *, uint64_t), uint64_t arg)
 {
     double t0 = elo_time_sec();
-    for (int i = 1;; i++) {
-        if (atomic_load_explicit(&p->published, memory_order_acquire) != seen ||
-            atomic_load_explicit(&p->stop_flag, memory_order_relaxed))
-            return;
+    for (int i = 1; !cond(p, arg); i++) {
         cpu_relax();
         if ((i & 63) == 0 && elo_time_sec() - t0 > POOL_SPIN_SEC)
             return;
     }
+}
+
+/* A job newer than `seen` is out, or the pool is stopping (workers). */
+static int job_published(elo_pool *p, uint64_t seen)
+{
+    return atomic_load_explicit(&p->published, memory_order_acquire) != seen ||
+           atomic_load_explicit(&p->stop_flag, memory_order_relaxed);
+}
+
+/* All `count` tasks of the current job have finished (the caller). */
+static int tasks_done(elo_pool *p, uint64_t count)
+{
+    return (uint64_t)atomic_load(&p->done_tasks) >= count;
 }
 
 static void *worker_main(void *raw)
@@ -103,7 +115,7 @@ static void *worker_main(void *raw)
     for (;;) {
         if (!p->stopping && p->generation == seen) {
             pthread_mutex_unlock(&p->mu);
-            spin_while_same(p, seen);
+            spin_until(p, job_published, seen);
             pthread_mutex_lock(&p->mu);
         }
         while (!p->stopping && p->generation == seen)
@@ -212,12 +224,7 @@ void elo_pool_run(elo_pool *p, elo_pool_fn fn, void *arg, int task_count)
 
     run_tasks(p, 0);
 
-    double t0 = elo_time_sec();
-    for (int i = 1; atomic_load(&p->done_tasks) < task_count; i++) {
-        cpu_relax();
-        if ((i & 63) == 0 && elo_time_sec() - t0 > POOL_SPIN_SEC)
-            break;
-    }
+    spin_until(p, tasks_done, (uint64_t)task_count);
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->done_tasks) < task_count)
         pthread_cond_wait(&p->done_cv, &p->mu);
