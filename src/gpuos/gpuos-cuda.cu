@@ -891,10 +891,11 @@ extern "C" int elo__gpuos_cuda_frames(elo_gpuos *os, uint32_t count, const gos_i
     CUDA_TRY(cudaEventCreate(&e1));
     CUDA_TRY(cudaEventRecord(e0, cs->stream));
     int rc = ELO_OK;
-    /* ELOHIM_GPUOS_STAGES=1 (a diagnostic): the frames run as one launch
-     * per stage, each timed with events, and the mean per stage goes to
-     * stderr; the persistent kernel's time is the sum plus its grid
-     * barriers minus these launches' gaps. */
+    /* ELOHIM_GPUOS_STAGES=1 (a diagnostic): `count` extra frames run first
+     * as one launch per stage, each timed with events, and the mean per
+     * stage goes to stderr; then the `count` frames run as usual, so the
+     * frame number, the last frame and frame_us are those of 2 x count
+     * frames' state. */
     const char *prof = getenv("ELOHIM_GPUOS_STAGES");
     if (prof && *prof == '1') {
         enum { NST = ST_RASTER - ST_PREPARE + 1 };
