@@ -7,8 +7,9 @@
 #      with each attention path forced (ELOHIM_EMBED_ATTENTION);
 #   2. the tiny-bert fixture with --device cuda: ids exact, f32 within 1e-4
 #      of the float64 reference, f16 and bf16 cosine >= 0.999;
-#   3. CPU vs CUDA through the CLI on random texts with a random-weight
-#      MiniLM-shaped model (bench/make-random-bert.py);
+#   3. CPU vs CUDA through the CLI on random texts with random-weight
+#      MiniLM-shaped models (bench/make-random-bert.py), head size 32 (12
+#      heads) and 64 (6 heads), at f32, f16 and bf16;
 #   4. the GPU benchmark: ours (f32, f16) vs sentence-transformers (fp32,
 #      fp16) on that model: 32 tokens batch 1, 32x1024, 128x256.
 set -uo pipefail
@@ -81,23 +82,25 @@ else
     echo "(no shared fixtures on this machine: skipped; steps 1 and 3 still compare CUDA with the CPU)"
 fi
 
-echo "--- 3. CPU vs CUDA on random texts (random MiniLM-shaped model)"
+echo "--- 3. CPU vs CUDA on random texts (random MiniLM-shaped models, head sizes 32 and 64)"
 model="$work/minilm-random"
 "$PY" bench/make-random-bert.py "$model" >/dev/null || fail "make-random-bert.py"
+"$PY" bench/make-random-bert.py "$work/heads6-random" --heads 6 >/dev/null || fail "make-random-bert.py --heads 6"
 "$PY" - "$work/random.jsonl" <<'PY'
 import json, random, sys
 random.seed()
 words = ["hello", "world", "search", "the", "a", "vector", "gpu", "fast", "text"] + ["w%d" % i for i in range(3000)]
 with open(sys.argv[1], "w") as f:
     for i in range(300):
-        n = random.choice([0, 1, 3, 10, 30, 62, 126, 200, 300])
+        n = random.choice([0, 1, 3, 10, 30, 62, 63, 100, 126, 200, 300])
         f.write(json.dumps(" ".join(random.choice(words) for _ in range(n))) + "\n")
 PY
-"$BIN" embed --model "$model" --device cpu --input "$work/random.jsonl" --ids --output "$work/cpu.jsonl" || fail "cpu run"
-for prec in f32 f16; do
-    "$BIN" embed --model "$model" --device cuda --precision $prec --input "$work/random.jsonl" --ids \
+for m in "$model" "$work/heads6-random"; do
+  "$BIN" embed --model "$m" --device cpu --input "$work/random.jsonl" --ids --output "$work/cpu.jsonl" || fail "cpu run"
+  for prec in f32 f16 bf16; do
+    "$BIN" embed --model "$m" --device cuda --precision $prec --input "$work/random.jsonl" --ids \
         --output "$work/cuda-$prec.jsonl" || { fail "cuda $prec run"; continue; }
-    "$PY" - "$work/cpu.jsonl" "$work/cuda-$prec.jsonl" $prec <<'PY' || fail "CPU vs CUDA $prec"
+    "$PY" - "$work/cpu.jsonl" "$work/cuda-$prec.jsonl" $prec "$(basename "$m")" <<'PY' || fail "CPU vs CUDA $prec"
 import json, math, sys
 cpu = [json.loads(l) for l in open(sys.argv[1])]
 gpu = [json.loads(l) for l in open(sys.argv[2])]
@@ -110,9 +113,10 @@ for a, b in zip(cpu, gpu):
     worst_abs = max(worst_abs, max(abs(p - q) for p, q in zip(x, y)))
     worst_cos = min(worst_cos, sum(p * q for p, q in zip(x, y)) /
                     math.sqrt(sum(p * p for p in x) * sum(q * q for q in y)))
-print("random texts cuda %s vs cpu: max abs %.3g, min cosine %.8f" % (prec, worst_abs, worst_cos))
+print("random texts %s cuda %s vs cpu: max abs %.3g, min cosine %.8f" % (sys.argv[4], prec, worst_abs, worst_cos))
 assert (worst_abs <= 1e-4) if prec == "f32" else (worst_cos >= 0.999)
 PY
+  done
 done
 
 echo "--- 4. benchmark (random-weight MiniLM shape; peer: sentence-transformers)"

@@ -23,7 +23,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
-#include <mma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,28 +466,28 @@ __global__ void __launch_bounds__(128)
     }
 }
 
-/* Fused attention on tensor cores (f16/bf16 only), one block of 4 warps
- * per (sequence, head): Q (scaled), K and V (bias added) are read from the
- * QKV GEMM output (QT: f32) and go to shared memory in the input type CT,
- * padded to Lp = L rounded up to 16 rows with
- * zeros past the sequence. Each warp takes 16-row strips: S = Q K^T with
- * 16x16x16 WMMA tiles (f32 accumulate) into its own strip, a masked softmax
- * over the strip's rows in f32 (probabilities rounded to the input type,
- * as the cuBLAS path rounds them), O = P V with WMMA, and the strip's rows
- * written at the head's columns of [B*L, H]. Rows past the sequence get
- * zeros. */
-#define TC_WARPS 4
-
-/* Leading dimensions padded off multiples of 128 bytes, so that the 16
- * rows of a WMMA tile do not all start in the same shared-memory bank. */
-#define TC_LDH(n) ((n) + 8) /* 16-bit rows */
-#define TC_LDF(n) ((n) + 4) /* f32 rows */
+/* The tensor-core attention (half precision, head size 32 or 64): a
+ * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
+ * (sequence, head): K (row-major) and V (transposed) of that head go to
+ * shared memory once, with the bias added; each warp then takes 16-row
+ * query strips, holds its Q tile in registers and walks the keys 64 at a
+ * time with an online softmax (exp2, scale folded into Q), so S and P
+ * never leave registers: S's accumulator layout is P's operand layout for
+ * the P V product. Up to 8 warps a block (one per strip for L <= 128). */
+#define TC_WARPS_MAX 8
+#define TC_KEYS 64                 /* keys per online-softmax step */
+#define TC_LDH(n) ((n) + 8)        /* 16-bit rows, padded off bank multiples */
 
 static size_t attention_tc_smem(int L, int d)
 {
     size_t Lp = (size_t)(L + 15) / 16 * 16;
-    return 3 * Lp * TC_LDH(d) * 2 +
-           (size_t)TC_WARPS * (16 * TC_LDF(Lp) * 4 + 16 * TC_LDH(Lp) * 2 + 16 * TC_LDF(d) * 4);
+    return (Lp * TC_LDH(d) + (size_t)d * TC_LDH(Lp)) * 2;
+}
+
+static int attention_tc_warps(int L)
+{
+    int strips = (L + 15) / 16;
+    return strips < TC_WARPS_MAX ? strips : TC_WARPS_MAX;
 }
 
 /* 8 consecutive values as floats (16- or 32-byte aligned loads). */
@@ -507,110 +506,196 @@ template <typename T> __device__ __forceinline__ void load8(const T *p, float *o
         o[i] = to_f32(e[i]);
 }
 
+/* Two 16-bit values in one register, `lo` in the low half. */
+template <typename CT> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi)
+{
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+/* c += a b on one m16n8k16 tile, f32 accumulation. */
+template <typename CT> __device__ __forceinline__ void mma16816(float *c, const uint32_t *a,
+                                                                uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma16816<__half>(float *c, const uint32_t *a,
+                                                             uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *c, const uint32_t *a,
+                                                                    uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Two consecutive values of a QKV row as floats. */
+__device__ __forceinline__ float2 load2(const float *p) { return *(const float2 *)p; }
+template <typename T> __device__ __forceinline__ float2 load2(const T *p)
+{
+    return make_float2(to_f32(p[0]), to_f32(p[1]));
+}
+
+/* Fragment layout of m16n8k16 (g = lane / 4, q = lane % 4): A registers
+ * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
+ * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
+ * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
 template <typename QT, typename CT, int D>
-__global__ void __launch_bounds__(TC_WARPS * 32)
+__global__ void __launch_bounds__(TC_WARPS_MAX * 32)
     k_attention_tc(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
                    float scale, CT *out)
 {
-    using namespace nvcuda;
-    extern __shared__ __align__(128) unsigned char smc[];
-    const int Lp = (L + 15) / 16 * 16;
+    extern __shared__ __align__(16) unsigned char smc[];
+    const int Lp = (L + 15) / 16 * 16, ldk = TC_LDH(D), ldv = TC_LDH(Lp);
     const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int ldq = TC_LDH(D), lds = TC_LDF(Lp), ldp = TC_LDH(Lp), ldo = TC_LDF(D);
-    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * ldq, *vs = ks + (size_t)Lp * ldq;
-    unsigned char *wbase = (unsigned char *)(vs + (size_t)Lp * ldq) +
-                           (size_t)warp * (16 * lds * 4 + 16 * ldp * 2 + 16 * ldo * 4);
-    float *sst = (float *)wbase;
-    CT *pst = (CT *)(sst + 16 * lds);
-    float *ost = (float *)(pst + 16 * ldp);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    CT *ks = (CT *)smc, *vt = ks + (size_t)Lp * ldk;
     const QT *base = qkv + (size_t)b * L * 3 * H;
     const float *qb = bias + h * D, *kb = bias + H + h * D, *vb = bias + 2 * H + h * D;
-    /* 8 values a load: the head's D columns of a row are contiguous and
-     * aligned (H and D multiples of 8) */
+    /* K and V^T: rows fastest across threads, so that V's transposed
+     * stores are consecutive; padding rows are zeros */
     for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
-        int t = i / (D / 8), c8 = (i % (D / 8)) * 8;
-        uint4 uq = make_uint4(0, 0, 0, 0), uk = uq, uv = uq;
-        if (t < len) {
-            const QT *row = base + (size_t)t * 3 * H + h * D + c8;
-            float eq[8], ek[8], ev[8];
-            load8(row, eq);
+        int r = i % Lp, c8 = (i / Lp) * 8;
+        float ek[8], ev[8];
+        if (r < len) {
+            const QT *row = base + (size_t)r * 3 * H + h * D + c8;
             load8(row + H, ek);
             load8(row + 2 * H, ev);
-            CT *oq = (CT *)&uq, *ok = (CT *)&uk, *ov = (CT *)&uv;
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                oq[e] = from_f32<CT>((eq[e] + qb[c8 + e]) * scale);
-                ok[e] = from_f32<CT>(ek[e] + kb[c8 + e]);
-                ov[e] = from_f32<CT>(ev[e] + vb[c8 + e]);
+                ek[e] += kb[c8 + e];
+                ev[e] += vb[c8 + e];
             }
-        }
-        *(uint4 *)(qs + (size_t)t * ldq + c8) = uq;
-        *(uint4 *)(ks + (size_t)t * ldq + c8) = uk;
-        *(uint4 *)(vs + (size_t)t * ldq + c8) = uv;
-    }
-    __syncthreads();
-    for (int rs = warp; rs < Lp / 16; rs += TC_WARPS) {
-        /* S = Q K^T for this strip */
-        for (int ct = 0; ct < Lp / 16; ct++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::col_major> fb;
-                wmma::load_matrix_sync(fa, qs + (size_t)rs * 16 * ldq + kk * 16, ldq);
-                wmma::load_matrix_sync(fb, ks + (size_t)ct * 16 * ldq + kk * 16, ldq);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(sst + ct * 16, acc, lds, wmma::mem_row_major);
-        }
-        __syncwarp();
-        /* masked softmax of each row, probabilities in the input type */
-        for (int r = 0; r < 16; r++) {
-            const float *srow = sst + (size_t)r * lds;
-            float mx = -INFINITY;
-            for (int j = lane; j < len; j += 32)
-                mx = fmaxf(mx, srow[j]);
-            for (int o2 = 16; o2 > 0; o2 >>= 1)
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o2));
-            float sum = 0.0f;
-            for (int j = lane; j < len; j += 32)
-                sum += __expf(srow[j] - mx);
-            for (int o2 = 16; o2 > 0; o2 >>= 1)
-                sum += __shfl_xor_sync(0xffffffffu, sum, o2);
-            float inv = 1.0f / sum;
-            for (int j = lane; j < Lp; j += 32)
-                pst[(size_t)r * ldp + j] = from_f32<CT>(j < len ? __expf(srow[j] - mx) * inv : 0.0f);
-        }
-        __syncwarp();
-        /* O = P V */
-#pragma unroll
-        for (int ot = 0; ot < D / 16; ot++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < Lp / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, CT, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, CT, wmma::row_major> fb;
-                wmma::load_matrix_sync(fa, pst + kk * 16, ldp);
-                wmma::load_matrix_sync(fb, vs + (size_t)kk * 16 * ldq + ot * 16, ldq);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(ost + ot * 16, acc, ldo, wmma::mem_row_major);
-        }
-        __syncwarp();
-        for (int i = lane; i < 16 * (D / 8); i += 32) {
-            int r = i / (D / 8), c8 = (i % (D / 8)) * 8, t = rs * 16 + r;
-            if (t >= L)
-                continue;
-            uint4 u;
-            CT *ou = (CT *)&u;
+        } else {
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                ou[e] = from_f32<CT>(t < len ? ost[r * ldo + c8 + e] : 0.0f);
-            *(uint4 *)(out + ((size_t)b * L + t) * H + h * D + c8) = u;
+                ek[e] = ev[e] = 0.0f;
         }
-        __syncwarp();
+        uint4 uk;
+        uk.x = pack2<CT>(ek[0], ek[1]);
+        uk.y = pack2<CT>(ek[2], ek[3]);
+        uk.z = pack2<CT>(ek[4], ek[5]);
+        uk.w = pack2<CT>(ek[6], ek[7]);
+        *(uint4 *)(ks + (size_t)r * ldk + c8) = uk;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            vt[(size_t)(c8 + e) * ldv + r] = from_f32<CT>(ev[e]);
+    }
+    __syncthreads();
+    const float qscale = scale * 1.4426950408889634f; /* log2(e): exp2 below */
+    const int warps = blockDim.x >> 5;
+    for (int s = warp; s < Lp / 16; s += warps) {
+        const int r0 = s * 16 + g, r1 = r0 + 8;
+        uint32_t qa[D / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+            for (int hi = 0; hi < 2; hi++) {
+                int c = 16 * kk + 2 * q + 8 * hi;
+                float2 v0 = make_float2(0.0f, 0.0f), v1 = v0;
+                if (r0 < len)
+                    v0 = load2(base + (size_t)r0 * 3 * H + h * D + c);
+                if (r1 < len)
+                    v1 = load2(base + (size_t)r1 * 3 * H + h * D + c);
+                qa[kk][2 * hi] = pack2<CT>((v0.x + qb[c]) * qscale, (v0.y + qb[c + 1]) * qscale);
+                qa[kk][2 * hi + 1] =
+                    pack2<CT>((v1.x + qb[c]) * qscale, (v1.y + qb[c + 1]) * qscale);
+            }
+        float o[D / 8][4];
+#pragma unroll
+        for (int dn = 0; dn < D / 8; dn++)
+            o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+        float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+        for (int k0 = 0; k0 < Lp; k0 += TC_KEYS) {
+            const int nt = (Lp - k0 < TC_KEYS ? Lp - k0 : TC_KEYS) / 8; /* even */
+            float sc[TC_KEYS / 8][4];
+            float bm0 = -INFINITY, bm1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < TC_KEYS / 8; n++) {
+                sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = -INFINITY;
+                if (n < nt) {
+                    sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+                    const CT *kr = ks + (size_t)(k0 + 8 * n + g) * ldk + 2 * q;
+#pragma unroll
+                    for (int kk = 0; kk < D / 16; kk++)
+                        mma16816<CT>(sc[n], qa[kk], *(const uint32_t *)(kr + 16 * kk),
+                                     *(const uint32_t *)(kr + 16 * kk + 8));
+                    int key = k0 + 8 * n + 2 * q;
+                    if (key >= len)
+                        sc[n][0] = sc[n][2] = -INFINITY;
+                    if (key + 1 >= len)
+                        sc[n][1] = sc[n][3] = -INFINITY;
+                    bm0 = fmaxf(bm0, fmaxf(sc[n][0], sc[n][1]));
+                    bm1 = fmaxf(bm1, fmaxf(sc[n][2], sc[n][3]));
+                }
+            }
+            bm0 = fmaxf(bm0, __shfl_xor_sync(0xffffffffu, bm0, 1));
+            bm0 = fmaxf(bm0, __shfl_xor_sync(0xffffffffu, bm0, 2));
+            bm1 = fmaxf(bm1, __shfl_xor_sync(0xffffffffu, bm1, 1));
+            bm1 = fmaxf(bm1, __shfl_xor_sync(0xffffffffu, bm1, 2));
+            /* key 0 is always valid (len >= 1), so after the first step
+             * the running maxima are finite */
+            const float mn0 = fmaxf(m0, bm0), mn1 = fmaxf(m1, bm1);
+            const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);
+            m0 = mn0;
+            m1 = mn1;
+            l0 *= c0;
+            l1 *= c1;
+#pragma unroll
+            for (int dn = 0; dn < D / 8; dn++) {
+                o[dn][0] *= c0;
+                o[dn][1] *= c0;
+                o[dn][2] *= c1;
+                o[dn][3] *= c1;
+            }
+#pragma unroll
+            for (int c = 0; c < TC_KEYS / 16; c++) {
+                if (2 * c >= nt)
+                    break;
+                float p[2][4];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    p[u][0] = exp2f(sc[2 * c + u][0] - m0);
+                    p[u][1] = exp2f(sc[2 * c + u][1] - m0);
+                    p[u][2] = exp2f(sc[2 * c + u][2] - m1);
+                    p[u][3] = exp2f(sc[2 * c + u][3] - m1);
+                    l0 += p[u][0] + p[u][1];
+                    l1 += p[u][2] + p[u][3];
+                }
+                const uint32_t pa[4] = {pack2<CT>(p[0][0], p[0][1]), pack2<CT>(p[0][2], p[0][3]),
+                                        pack2<CT>(p[1][0], p[1][1]), pack2<CT>(p[1][2], p[1][3])};
+#pragma unroll
+                for (int dn = 0; dn < D / 8; dn++) {
+                    const CT *vr = vt + (size_t)(8 * dn + g) * ldv + k0 + 16 * c + 2 * q;
+                    mma16816<CT>(o[dn], pa, *(const uint32_t *)vr, *(const uint32_t *)(vr + 8));
+                }
+            }
+        }
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
+#pragma unroll
+        for (int dn = 0; dn < D / 8; dn++) {
+            const int col = h * D + 8 * dn + 2 * q;
+            if (r0 < L)
+                *(uint32_t *)(out + ((size_t)b * L + r0) * H + col) =
+                    pack2<CT>(o[dn][0] * i0, o[dn][1] * i0);
+            if (r1 < L)
+                *(uint32_t *)(out + ((size_t)b * L + r1) * H + col) =
+                    pack2<CT>(o[dn][2] * i1, o[dn][3] * i1);
+        }
     }
 }
 
@@ -1083,7 +1168,8 @@ template <typename CT, int D>
 static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
                       const float *bias, size_t sm)
 {
-    k_attention_tc<float, CT, D><<<(unsigned)(B * heads), TC_WARPS * 32, sm, c->stream>>>(
+    k_attention_tc<float, CT, D><<<(unsigned)(B * heads), attention_tc_warps(L) * 32, sm,
+                                   c->stream>>>(
         c->qkv, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
 }
 template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
@@ -1135,21 +1221,21 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     mark(c, "embed");
     float scale = 1.0f / sqrtf((float)d);
     size_t score_rows = (size_t)B * heads * L;
-    /* Attention paths, measured on an H200 (6 layers, time in attention
-     * per batch): at f16/bf16 the tensor-core kernel (k_attention_tc) for
-     * batches of 8+ (32 x 1024: 228K sentences/s vs 189K thread-per-row and
-     * 153K unfused; 128 x 256: 44.7K vs 41.3K and 38.3K); at f32 (and where
-     * that kernel does not fit) the warp-per-row kernel (k_attention) for
-     * rows up to 64 tokens (32 x 1024 f16: 1.58 ms vs 2.17 thread-per-row),
-     * else the thread-per-row kernel (k_attention_rows, head sizes 32/64;
-     * 128 x 256 f16: 3.29 vs 3.6 ms unfused); cuBLAS batched GEMMs plus
-     * softmax for small batches, where a block per (sequence, head) leaves
-     * most SMs idle (32 x 1: 0.228 ms unfused vs 0.265 fused). */
+    /* Attention paths, measured on an H200 (f16, 6 layers, time in
+     * attention per batch): at f16/bf16 the flash-style tensor-core kernel
+     * (k_attention_tc) whenever it fits, batch 1 included (32 x 1024: 0.45
+     * ms, 264K sentences/s; 128 x 256: 0.68 ms, 68.5K; 32 x 1: 0.165 ms
+     * a call vs 0.196 through cuBLAS); at f32 (and where that kernel does
+     * not fit) the warp-per-row kernel (k_attention) for batches of 8+ with
+     * rows up to 64 tokens, else the thread-per-row kernel
+     * (k_attention_rows, head sizes 32/64); cuBLAS batched GEMMs plus
+     * softmax for small f32 batches, where a block per (sequence, head)
+     * leaves most SMs idle. */
     int path = 3; /* 1 rows, 2 warp, 3 unfused, 4 tensor cores */
     int tc_ok = c->tc_smem_max && attention_tc_smem(L, d) <= (size_t)c->tc_smem_max;
     if (c->attention_mode)
         path = c->attention_mode;
-    else if (B >= 8 && tc_ok)
+    else if (tc_ok)
         path = 4;
     else if (B >= 8 && L <= 64 && c->fused_attention)
         path = 2;
