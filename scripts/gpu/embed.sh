@@ -117,6 +117,21 @@ print("random texts %s cuda %s vs cpu: max abs %.3g, min cosine %.8f" % (sys.arg
 assert (worst_abs <= 1e-4) if prec == "f32" else (worst_cos >= 0.999)
 PY
   done
+  # batches of one sequence (the tensor-core attention takes those too)
+  for i in 5 6 7; do
+    sed -n "${i}p" "$work/random.jsonl" > "$work/one.jsonl"
+    sed -n "${i}p" "$work/cpu.jsonl" > "$work/one-cpu.jsonl"
+    "$BIN" embed --model "$m" --device cuda --precision f16 --input "$work/one.jsonl" \
+        --output "$work/one-cuda.jsonl" || { fail "cuda single-text run"; continue; }
+    "$PY" - "$work/one-cpu.jsonl" "$work/one-cuda.jsonl" <<'PY' || fail "CPU vs CUDA f16, one text"
+import json, math, sys
+x = json.loads(open(sys.argv[1]).readline())["embedding"]
+y = json.loads(open(sys.argv[2]).readline())["embedding"]
+cos = sum(p * q for p, q in zip(x, y)) / math.sqrt(sum(p * p for p in x) * sum(q * q for q in y))
+print("one text cuda f16 vs cpu: cosine %.8f" % cos)
+assert cos >= 0.999
+PY
+  done
 done
 
 echo "--- 4. benchmark (random-weight MiniLM shape; peer: sentence-transformers)"

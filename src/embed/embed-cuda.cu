@@ -743,6 +743,25 @@ __global__ void k_bias_gelu_inplace(CT *io, const float *bias, int I, size_t row
     }
 }
 
+/* The same with one 16-byte load and store of 16 / sizeof(CT) values per
+ * step over the whole [rows, I] block, I a multiple of that (a block per
+ * row with 4-byte pairs ran at half the memory rate on an H200). */
+template <typename CT>
+__global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t nv)
+{
+    constexpr int V = 16 / sizeof(CT);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nv;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)(i % (size_t)Iv) * V;
+        uint4 u = ((const uint4 *)io)[i];
+        CT *e = (CT *)&u;
+#pragma unroll
+        for (int k = 0; k < V; k++)
+            e[k] = from_f32<CT>(gelu_erf(to_f32(e[k]) + bias[c + k]));
+        ((uint4 *)io)[i] = u;
+    }
+}
+
 /* One block per sequence: pooling over its real tokens, then L2 norm. */
 __global__ void k_pool(const float *x, const int *lens, int L, int H, int mode, int normalize,
                        float *out)
@@ -825,6 +844,8 @@ struct cuda_embed {
     int rows_attention;             /* k_attention_rows: its head size (32, 64) or 0 */
     int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused, 4 tc */
     int tc_smem_max;                /* k_attention_tc's shared memory limit, 0: not usable */
+    int qkv_f32;                    /* the tensor-core path reads an f32 QKV
+                                       ($ELOHIM_EMBED_QKV=f32, A/B only) */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;
     float *h_out;
@@ -1029,20 +1050,26 @@ static int create(cuda_embed *c, const elo_embed_model *m)
     }
     c->tc_smem_max = 0;
     if ((dh == 32 || dh == 64) && c->prec != ELO_DTYPE_F32 && !(off && *off == '1')) {
+        /* both QKV forms (f32 or the input type), see qkv_f32 */
         cudaError_t e;
+#define TC_ATTR(Q, T, D)                                                                      \
+    cudaFuncSetAttribute(k_attention_tc<Q, T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                         smem_max)
         if (c->prec == ELO_DTYPE_F16)
-            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<float, __half, 32>,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
-                         : cudaFuncSetAttribute(k_attention_tc<float, __half, 64>,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
+            e = dh == 32 ? TC_ATTR(__half, __half, 32) : TC_ATTR(__half, __half, 64);
         else
-            e = dh == 32 ? cudaFuncSetAttribute(k_attention_tc<float, __nv_bfloat16, 32>,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max)
-                         : cudaFuncSetAttribute(k_attention_tc<float, __nv_bfloat16, 64>,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem_max);
+            e = dh == 32 ? TC_ATTR(__nv_bfloat16, __nv_bfloat16, 32)
+                         : TC_ATTR(__nv_bfloat16, __nv_bfloat16, 64);
+        if (e == cudaSuccess && c->prec == ELO_DTYPE_F16)
+            e = dh == 32 ? TC_ATTR(float, __half, 32) : TC_ATTR(float, __half, 64);
+        else if (e == cudaSuccess)
+            e = dh == 32 ? TC_ATTR(float, __nv_bfloat16, 32) : TC_ATTR(float, __nv_bfloat16, 64);
+#undef TC_ATTR
         c->tc_smem_max = e == cudaSuccess ? smem_max : 0;
         cudaGetLastError();
     }
+    const char *qf = getenv("ELOHIM_EMBED_QKV"); /* A/B: f32 or half */
+    c->qkv_f32 = qf && !strcmp(qf, "f32");
     const char *mode = getenv("ELOHIM_EMBED_ATTENTION"); /* A/B: rows, warp, unfused, tc */
     c->attention_mode = !mode ? 0 : !strcmp(mode, "rows") ? 1 : !strcmp(mode, "warp") ? 2
                                 : !strcmp(mode, "unfused") ? 3 : !strcmp(mode, "tc") ? 4 : 0;
@@ -1168,9 +1195,13 @@ template <typename CT, int D>
 static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
                       const float *bias, size_t sm)
 {
-    k_attention_tc<float, CT, D><<<(unsigned)(B * heads), attention_tc_warps(L) * 32, sm,
-                                   c->stream>>>(
-        c->qkv, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+    unsigned blocks = (unsigned)(B * heads), threads = (unsigned)attention_tc_warps(L) * 32;
+    if (c->qkv_f32)
+        k_attention_tc<float, CT, D><<<blocks, threads, sm, c->stream>>>(
+            c->qkv, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+    else
+        k_attention_tc<CT, CT, D><<<blocks, threads, sm, c->stream>>>(
+            (const CT *)c->qkvc, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
 }
 template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
@@ -1248,15 +1279,16 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     for (int l = 0; l < in->layers; l++) {
         const dev_layer *w = &c->layers[l];
         if (use_fused) {
-            /* qkv = x Wqkv, bias added by the fused attention; in the
-             * input type, except that the tensor-core path reads an f32
-             * QKV: cuBLAS's f16-output kernel for this shape (N = 3H =
-             * 1152) ran at under half the speed of its f32 one on an H200
-             * (0.15-0.21 vs 0.08 ms a layer) */
-            if (path == 4 ? (rc = gemm(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H, c->qkv,
-                                       3 * H, 0, 0, 0, 0)) < 0
-                          : (rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H,
-                                          c->qkvc, c->prec, 3 * H, 0, 0, 0, 0)) < 0)
+            /* qkv = x Wqkv in the input type, bias added by the fused
+             * attention (at f32 the input type is f32). ELOHIM_EMBED_QKV=f32
+             * keeps an f32 QKV for the tensor-core path (A/B): on an H200
+             * both came out equal end to end (287K vs 286K sentences/s at
+             * 32 x 1024; per-step times moved between the QKV and FF1
+             * GEMMs), and the half one reads half the bytes. */
+            if ((rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H,
+                              path == 4 && c->qkv_f32 ? c->qkv : c->qkvc,
+                              path == 4 && c->qkv_f32 ? ELO_DTYPE_F32 : c->prec, 3 * H, 0, 0,
+                              0, 0)) < 0)
                 return rc;
             mark(c, "qkv gemm");
             if (path == 4) {
@@ -1323,8 +1355,14 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
                           0)) < 0)
             return rc;
         mark(c, "ff1 gemm");
-        k_bias_gelu_inplace<CT><<<(unsigned)(T < 65535 ? T : 65535), 256, 0, st>>>(
-            (CT *)c->ffc, w->ff1_b, I, T);
+        if (I % (16 / (int)sizeof(CT)) == 0) {
+            int V = 16 / (int)sizeof(CT);
+            size_t nv = T * (size_t)I / V;
+            k_bias_gelu16<CT><<<grid_for(nv), 256, 0, st>>>((CT *)c->ffc, w->ff1_b, I / V, nv);
+        } else {
+            k_bias_gelu_inplace<CT><<<(unsigned)(T < 65535 ? T : 65535), 256, 0, st>>>(
+                (CT *)c->ffc, w->ff1_b, I, T);
+        }
         LAUNCHED("gelu");
         mark(c, "gelu");
         if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
