@@ -188,24 +188,17 @@ __global__ void k_merge_heads(const float *ctx, int L, int H, int heads, size_t 
 #define WARP_LN_MAX 1024
 #define WARP_LN_PER (WARP_LN_MAX / 32)
 
+/* LayerNorm of the row a warp holds in v[] (lane + 32 i), written to xr
+ * (f32) and xc (the GEMM input type, when not NULL). */
 template <typename CT>
-__global__ void k_residual_ln_warp(float *x, const float *y, const float *bias, const float *g,
-                                   const float *b, float eps, int H, size_t rows, CT *xc)
+__device__ __forceinline__ void warp_ln_store(float (&v)[WARP_LN_PER], int H, int lane,
+                                              const float *g, const float *b, float eps,
+                                              float *xr, CT *xc)
 {
-    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (r >= rows)
-        return;
-    float *xr = x + r * H;
-    const float *yr = y + r * H;
-    float v[WARP_LN_PER];
     float s = 0.0f;
 #pragma unroll
-    for (int i = 0; i < WARP_LN_PER; i++) {
-        int c = lane + 32 * i;
-        v[i] = c < H ? xr[c] + yr[c] + bias[c] : 0.0f;
+    for (int i = 0; i < WARP_LN_PER; i++)
         s += v[i];
-    }
     for (int o = 16; o > 0; o >>= 1)
         s += __shfl_xor_sync(0xffffffffu, s, o);
     float mean = s / H, q = 0.0f;
@@ -225,9 +218,49 @@ __global__ void k_residual_ln_warp(float *x, const float *y, const float *bias, 
             float o2 = (v[i] - mean) * inv * g[c] + b[c];
             xr[c] = o2;
             if (xc)
-                xc[r * H + c] = from_f32<CT>(o2);
+                xc[c] = from_f32<CT>(o2);
         }
     }
+}
+
+template <typename CT>
+__global__ void k_residual_ln_warp(float *x, const float *y, const float *bias, const float *g,
+                                   const float *b, float eps, int H, size_t rows, CT *xc)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    float *xr = x + r * H;
+    const float *yr = y + r * H;
+    float v[WARP_LN_PER];
+#pragma unroll
+    for (int i = 0; i < WARP_LN_PER; i++) {
+        int c = lane + 32 * i;
+        v[i] = c < H ? xr[c] + yr[c] + bias[c] : 0.0f;
+    }
+    warp_ln_store<CT>(v, H, lane, g, b, eps, xr, xc ? xc + r * H : nullptr);
+}
+
+/* The embeddings (word + position + type) and their LayerNorm, a warp per
+ * padded token (a block per token spent most of its time in barriers). */
+template <typename CT>
+__global__ void k_embed_warp(const int32_t *ids, int L, int H, const float *word,
+                             const float *pos, const float *type, const float *g, const float *b,
+                             float eps, size_t rows, float *x, CT *xc)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    const float *we = word + (size_t)ids[r] * H, *pe = pos + (size_t)(r % L) * H;
+    float v[WARP_LN_PER];
+#pragma unroll
+    for (int i = 0; i < WARP_LN_PER; i++) {
+        int c = lane + 32 * i;
+        v[i] = c < H ? we[c] + pe[c] + type[c] : 0.0f;
+    }
+    warp_ln_store<CT>(v, H, lane, g, b, eps, x + r * H, xc ? xc + r * H : nullptr);
 }
 
 /* The same with float4 loads and stores for H a multiple of 128 (NV =
@@ -470,12 +503,13 @@ __global__ void __launch_bounds__(128)
  * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
  * (sequence, head): K (row-major) and V (transposed) of that head go to
  * shared memory once, with the bias added; each warp then takes 16-row
- * query strips, holds its Q tile in registers and walks the keys 64 at a
- * time with an online softmax (exp2, scale folded into Q), so S and P
+ * query strips, holds its Q tile in registers and walks the keys TC_KEYS
+ * at a time with an online softmax (exp2, scale folded into Q), so S and P
  * never leave registers: S's accumulator layout is P's operand layout for
  * the P V product. Up to 8 warps a block (one per strip for L <= 128). */
 #define TC_WARPS_MAX 8
-#define TC_KEYS 64                 /* keys per online-softmax step */
+#define TC_KEYS 32                 /* keys per online-softmax step (64 needed 94
+                                      registers at D = 32: 2 blocks an SM) */
 #define TC_LDH(n) ((n) + 8)        /* 16-bit rows, padded off bank multiples */
 
 static size_t attention_tc_smem(int L, int d)
@@ -551,7 +585,7 @@ template <typename T> __device__ __forceinline__ float2 load2(const T *p)
  * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
  * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
 template <typename QT, typename CT, int D>
-__global__ void __launch_bounds__(TC_WARPS_MAX * 32)
+__global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
     k_attention_tc(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
                    float scale, CT *out)
 {
@@ -1245,9 +1279,14 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     CU(cudaMemcpyAsync(c->d_ids, c->h_ids, T * sizeof(int32_t), cudaMemcpyHostToDevice, st));
     CU(cudaMemcpyAsync(c->d_lens, c->h_lens, (size_t)B * sizeof(int), cudaMemcpyHostToDevice,
                        st));
-    k_embed<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(c->d_ids, L, H, c->word, c->pos,
-                                                           c->type, c->emb_g, c->emb_b,
-                                                           in->layer_norm_eps, c->x, xc);
+    if (H <= WARP_LN_MAX)
+        k_embed_warp<CT><<<(unsigned)((T + 7) / 8), 256, 0, st>>>(
+            c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
+            c->x, xc);
+    else
+        k_embed<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(c->d_ids, L, H, c->word, c->pos,
+                                                               c->type, c->emb_g, c->emb_b,
+                                                               in->layer_norm_eps, c->x, xc);
     LAUNCHED("embed");
     mark(c, "embed");
     float scale = 1.0f / sqrtf((float)d);
