@@ -263,10 +263,21 @@ __global__ void k_embed_warp(const int32_t *ids, int L, int H, const float *word
     warp_ln_store<CT>(v, H, lane, g, b, eps, x + r * H, xc ? xc + r * H : nullptr);
 }
 
-/* The same with float4 loads and stores for H a multiple of 128 (NV =
- * H / 128 float4 per lane): a quarter of the memory instructions. */
-template <typename CT, int NV>
-__global__ void k_residual_ln_warp4(float *x, const float *y, const float *bias, const float *g,
+/* Four consecutive values of a GEMM output as floats. */
+__device__ __forceinline__ float4 load4(const float *p) { return *(const float4 *)p; }
+template <typename T> __device__ __forceinline__ float4 load4(const T *p)
+{
+    uint2 u = *(const uint2 *)p;
+    const T *e = (const T *)&u;
+    return make_float4(to_f32(e[0]), to_f32(e[1]), to_f32(e[2]), to_f32(e[3]));
+}
+
+/* k_residual_ln_warp with 16-byte loads and stores for H a multiple of 128
+ * (NV = H / 128 groups of four per lane): a quarter of the memory instructions.
+ * YT is the GEMM output's type: f32, or the input type at half precision
+ * (half the bytes of y to write and read again). */
+template <typename CT, typename YT, int NV>
+__global__ void k_residual_ln_warp4(float *x, const YT *y, const float *bias, const float *g,
                                     const float *b, float eps, int H, size_t rows, CT *xc)
 {
     size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -274,13 +285,14 @@ __global__ void k_residual_ln_warp4(float *x, const float *y, const float *bias,
     if (r >= rows)
         return;
     float4 *xr = (float4 *)(x + r * H);
-    const float4 *yr = (const float4 *)(y + r * H), *b4 = (const float4 *)bias;
+    const YT *yr = y + r * H;
+    const float4 *b4 = (const float4 *)bias;
     float4 v[NV];
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < NV; i++) {
         int c = lane + 32 * i;
-        float4 a = xr[c], e = yr[c], f = b4[c];
+        float4 a = xr[c], e = load4(yr + 4 * c), f = b4[c];
         v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
         s += v[i].x + v[i].y + v[i].z + v[i].w;
     }
@@ -739,6 +751,24 @@ __device__ __forceinline__ float gelu_erf(float v)
     return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
 }
 
+/* The same to ~1e-7 for outputs rounded to 16 bits: erf by Abramowitz and
+ * Stegun 7.1.26 (|error| <= 1.5e-7), branch-free (one reciprocal, one
+ * exp); erff's two-range polynomial made the bias+GELU pass issue-bound
+ * (80 us for 200 MB on an H200). */
+__device__ __forceinline__ float gelu_erf_fast(float v)
+{
+    float z = fabsf(v) * 0.70710678118654752f;
+    float t = __frcp_rn(fmaf(0.3275911f, z, 1.0f));
+    float poly = t * fmaf(t, fmaf(t, fmaf(t, fmaf(t, 1.061405429f, -1.453152027f), 1.421413741f),
+                                  -0.284496736f),
+                          0.254829592f);
+    float erf_abs = 1.0f - poly * __expf(-z * z);
+    return 0.5f * v * (1.0f + copysignf(erf_abs, v));
+}
+
+template <typename CT> __device__ __forceinline__ float gelu_for(float v) { return gelu_erf_fast(v); }
+template <> __device__ __forceinline__ float gelu_for<float>(float v) { return gelu_erf(v); }
+
 /* Two values at a time (I even): half the load and store instructions. */
 template <typename CT> struct pair_of;
 template <> struct pair_of<float> {
@@ -791,7 +821,7 @@ __global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t nv)
         CT *e = (CT *)&u;
 #pragma unroll
         for (int k = 0; k < V; k++)
-            e[k] = from_f32<CT>(gelu_erf(to_f32(e[k]) + bias[c + k]));
+            e[k] = from_f32<CT>(gelu_for<CT>(to_f32(e[k]) + bias[c + k]));
         ((uint4 *)io)[i] = u;
     }
 }
@@ -1240,25 +1270,38 @@ static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale
 template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 
-/* x = LN(x + y + bias) over T rows, also written as the GEMM input. */
+/* x = LN(x + y + bias) over T rows, also written as the GEMM input; y is
+ * in the input type where y_half(c) says so, else f32. */
+static int y_half(const cuda_embed *c)
+{
+    return c->prec != ELO_DTYPE_F32 && (c->info.hidden == 384 || c->info.hidden == 768);
+}
+
 template <typename CT>
 static int residual_ln(cuda_embed *c, const float *bias, const float *g, const float *b, size_t T,
                        CT *xc)
 {
     int H = c->info.hidden;
     unsigned blocks = (unsigned)((T + 7) / 8);
-    if (H == 384) {
-        k_residual_ln_warp4<CT, 3><<<blocks, 256, 0, c->stream>>>(
-            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
+    float eps = c->info.layer_norm_eps;
+    if (y_half(c) && H == 384) {
+        k_residual_ln_warp4<CT, CT, 3><<<blocks, 256, 0, c->stream>>>(c->x, (const CT *)c->y, bias,
+                                                                       g, b, eps, H, T, xc);
+    } else if (y_half(c)) {
+        k_residual_ln_warp4<CT, CT, 6><<<blocks, 256, 0, c->stream>>>(c->x, (const CT *)c->y, bias,
+                                                                       g, b, eps, H, T, xc);
+    } else if (H == 384) {
+        k_residual_ln_warp4<CT, float, 3><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b,
+                                                                          eps, H, T, xc);
     } else if (H == 768) {
-        k_residual_ln_warp4<CT, 6><<<blocks, 256, 0, c->stream>>>(
-            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
+        k_residual_ln_warp4<CT, float, 6><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b,
+                                                                          eps, H, T, xc);
     } else if (H <= WARP_LN_MAX) {
-        k_residual_ln_warp<CT><<<blocks, 256, 0, c->stream>>>(
-            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, T, xc);
+        k_residual_ln_warp<CT><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b, eps, H, T,
+                                                               xc);
     } else {
         k_residual_ln<CT><<<(unsigned)T, LN_THREADS, (size_t)H * sizeof(float), c->stream>>>(
-            c->x, c->y, bias, g, b, c->info.layer_norm_eps, H, xc);
+            c->x, c->y, bias, g, b, eps, H, xc);
     }
     LAUNCHED("residual LayerNorm");
     return ELO_OK;
@@ -1382,7 +1425,9 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
             LAUNCHED("merge");
             mark(c, "attention");
         }
-        if ((rc = gemm(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, H, 0, 0, 0, 0)) < 0)
+        elo_dtype yt = y_half(c) ? c->prec : ELO_DTYPE_F32;
+        if ((rc = gemm_to(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, yt, H, 0, 0, 0, 0)) <
+            0)
             return rc;
         mark(c, "ao gemm");
         if ((rc = residual_ln<CT>(c, w->ao_b, w->ln1_g, w->ln1_b, T, xc)) < 0)
@@ -1404,7 +1449,8 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
         }
         LAUNCHED("gelu");
         mark(c, "gelu");
-        if ((rc = gemm(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, H, 0, 0, 0, 0)) < 0)
+        if ((rc = gemm_to(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, yt, H, 0, 0, 0, 0)) <
+            0)
             return rc;
         mark(c, "ff2 gemm");
         if ((rc = residual_ln<CT>(c, w->ff2_b, w->ln2_g, w->ln2_b, T, xc)) < 0)
