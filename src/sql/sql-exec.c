@@ -1256,7 +1256,7 @@ static int groups_to_result(const sql_plan *p, const kernel_job *j, kernel_out *
     if (rows == 0)
         goto done; /* nothing to write, and no sum left to test */
     if (elo__result_reserve(res, res->nrows + rows) < 0 ||
-        (text && !(x.text = elo_arena_alloc(res->arena, (size_t)text)))) {
+        (text && !(x.text = elo__result_text(res, (size_t)text)))) {
         rc = FAIL(c, "out of memory");
         goto done;
     }

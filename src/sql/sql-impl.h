@@ -175,17 +175,31 @@ struct elo_sql_result {
     elo_arena *arena;
     int ncols;
     char **names;
-    sv *cells;          /* nrows * ncols */
+    sv *cells;          /* nrows * ncols, room for cap rows */
     int64_t nrows, cap;
+    size_t cells_bytes; /* the block behind cells (elo__sql_block_put) */
+    char *text;         /* a big text block of groups out, or NULL */
+    size_t text_bytes;
     char engine[8];     /* "cpu", "cuda", "sqlite" */
     char reason[256];   /* why SQLite ran it, when it did */
 };
 
 /* Appends a row (text copied into the result's arena); ELO_OK or
  * ELO_NOMEM. elo__result_reserve makes room for `nrows` rows in all, so
- * that pushing up to there does not reallocate. */
+ * that pushing up to there does not reallocate; rows already there stay. */
 int elo__result_push_row(elo_sql_result *r, const sv *row);
 int elo__result_reserve(elo_sql_result *r, int64_t nrows);
+/* `bytes` of text memory that lives as long as the result (the arena, or
+ * for big blocks one from the block cache); NULL when out of memory. */
+char *elo__result_text(elo_sql_result *r, size_t bytes);
+
+/* Big blocks (result cells and text) are kept for reuse between queries
+ * (sql-engine.c). elo__sql_block_get returns at least `bytes` (*got: how
+ * many), a cached block when one fits, else a fresh one; NULL when out of
+ * memory. elo__sql_block_put takes back a block of elo__sql_block_get or
+ * of elo_malloc with its size: kept when big, else freed; NULL is a no-op. */
+void *elo__sql_block_get(size_t bytes, size_t *got);
+void elo__sql_block_put(void *block, size_t bytes);
 
 /* Runs the plan on the columnar executor. `dev` is NULL for the CPU or the
  * CUDA backend. Returns ELO_OK, or ELO_UNSUPPORTED with *why when a value

@@ -1,8 +1,9 @@
 /* test-sql.c - the SQL engine through its C API: values and ordering, the
  * parser's refusals, SQLite semantics on our executor, fallback, SUM
  * overflow, many groups (the partitioned kernel, and groups out on all
- * cores) against SQLite, the dataframe API, and columnar cache invalidation by an outside sqlite3
- * process. */
+ * cores) against SQLite, the dataframe API, columnar cache invalidation by
+ * an outside sqlite3 process, and the reuse of big result blocks between
+ * queries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -351,6 +352,91 @@ static void test_groups_out(void **state)
     elo_sql_close(db);
 }
 
+/* Big result blocks are reused between queries (sql-engine.c's block
+ * cache): the second of two equal queries gets the first one's cells and
+ * text blocks back, with the right rows; a result grown row by row past
+ * the cache's 1 MiB minimum keeps its rows; the cache hands out the best
+ * fit, never a block more than twice the size asked for, evicts its oldest
+ * block when full and keeps at most 256 MiB. */
+static void test_result_blocks(void **state)
+{
+    (void)state;
+    const size_t MiB = (size_t)1 << 20;
+    size_t got;
+    void *b1 = elo_malloc(5 * MiB + 16), *b2 = elo_malloc(5 * MiB + 32);
+    assert_non_null(b1);
+    assert_non_null(b2);
+    elo__sql_block_put(b1, 5 * MiB + 16);
+    elo__sql_block_put(b2, 5 * MiB + 32); /* the cache holds these two now */
+    void *p = elo__sql_block_get(5 * MiB + 20, &got);
+    assert_ptr_equal(p, b2);
+    assert_int_equal(got, 5 * MiB + 32);
+    elo_free(p);
+    p = elo__sql_block_get(2 * MiB, &got); /* b1 is over twice that: a new one */
+    assert_int_equal(got, 2 * MiB);
+    elo_free(p);
+    p = elo__sql_block_get(3 * MiB, &got);
+    assert_ptr_equal(p, b1);
+    assert_int_equal(got, 5 * MiB + 16);
+    elo_free(p);
+    /* 200 + 100 MiB is over the cap: the older block goes */
+    elo__sql_block_put(elo_malloc(200 * MiB + 16), 200 * MiB + 16);
+    elo__sql_block_put(elo_malloc(100 * MiB + 16), 100 * MiB + 16);
+    p = elo__sql_block_get(150 * MiB, &got);
+    assert_int_equal(got, 150 * MiB);
+    elo_free(p);
+    p = elo__sql_block_get(100 * MiB, &got);
+    assert_int_equal(got, 100 * MiB + 16);
+    elo_free(p);
+    elo__sql_block_put(elo_malloc(4096), 4096);            /* too small: freed */
+    elo__sql_block_put(elo_malloc(300 * MiB), 300 * MiB);  /* too big: freed */
+    elo__sql_block_put(NULL, 0);
+
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db,
+        "CREATE TABLE b(k INTEGER, s TEXT, v INTEGER);"
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 99999) "
+        "INSERT INTO b SELECT i, printf('text%08d', i), i % 7 FROM c"),
+        ELO_OK);
+    const char *sql = "SELECT s, MIN(k), SUM(v) FROM b GROUP BY s";
+    uintptr_t cells = 0, text = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        elo_sql_result *r = q(db, sql);
+        assert_string_equal(elo_sql_result_engine(r), "cpu");
+        assert_int_equal(elo_sql_result_rows(r), 100000);
+        assert_non_null(r->text); /* 1.3 MB of keys: a block of its own */
+        if (rep) {
+            assert_true((uintptr_t)r->cells == cells);
+            assert_true((uintptr_t)r->text == text);
+        }
+        cells = (uintptr_t)r->cells;
+        text = (uintptr_t)r->text;
+        for (int64_t i = 0; i < 100000; i += 999) {
+            char want[32];
+            snprintf(want, sizeof want, "text%08lld", (long long)i);
+            assert_string_equal(elo_sql_result_value(r, i, 0).s, want);
+            assert_int_equal(elo_sql_result_value(r, i, 1).i, i);
+            assert_int_equal(elo_sql_result_value(r, i, 2).i, i % 7);
+        }
+        elo_sql_result_free(r);
+    }
+    same_as_sqlite(db, sql, "cpu");
+    /* SQLite's rows arrive one by one: 4.8 MB of cells, grown by copies */
+    assert_int_equal(elo_sql_set_device(db, ELO_SQL_DEVICE_SQLITE), ELO_OK);
+    elo_sql_result *r = q(db, "SELECT k, v, k * 2 FROM b");
+    assert_int_equal(elo_sql_result_rows(r), 100000);
+    for (int64_t i = 0; i < 100000; i++)
+        if (elo_sql_result_value(r, i, 0).i != i || elo_sql_result_value(r, i, 1).i != i % 7 ||
+            elo_sql_result_value(r, i, 2).i != 2 * i)
+            fail_msg("row %lld", (long long)i);
+    assert_int_equal(elo__result_reserve(r, 300000), ELO_OK); /* rows stay */
+    assert_true(r->cap >= 300000);
+    assert_int_equal(elo_sql_result_value(r, 99999, 2).i, 199998);
+    assert_int_equal(elo_sql_result_value(r, 0, 1).i, 0);
+    elo_sql_result_free(r);
+    elo_sql_close(db);
+}
+
 /* The GPU copies' narrowing rule (the CUDA kernels read what it picks). */
 static void expect_form(int has_int, int has_real, int has_text, int64_t imin, int64_t imax,
                         uint32_t ndict, int width, int64_t base)
@@ -521,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_many_groups),   cmocka_unit_test(test_groups_out),
         cmocka_unit_test(test_dataframe_api), cmocka_unit_test(test_cache_invalidation),
         cmocka_unit_test(test_logictest_runner), cmocka_unit_test(test_device_form),
+        cmocka_unit_test(test_result_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
