@@ -939,19 +939,75 @@ static void group_keys(const sql_plan *p, const kernel_job *j, const int64_t *id
     }
 }
 
-/* Finalises the aggregates of group g from the kernel's slots into aggs[]
- * (numbers or NULL, never text). Returns 1, aggs[] then incomplete, when
- * a part of an integer sum reaches 2^53: SQLite's double running sum may
- * round there, and the interpreter reproduces it. */
-static int group_aggs(const kernel_job *j, const kernel_out *o, int64_t g, sv *aggs)
+/* The rows of group g that passed the filter (0: an empty group, or one
+ * groups out dropped). */
+static inline int64_t group_rows(const kernel_out *o, int64_t g)
 {
+    if (!o->words)
+        return o->rows[g];
+    uint64_t w0 = (uint64_t)o->words[g * o->lay.W];
+    return o->lay.pack ? (int64_t)(w0 >> 32) : (int64_t)w0;
+}
+
+/* Drops group g (HAVING): group_rows says 0 from now on. */
+static inline void group_drop(kernel_out *o, int64_t g)
+{
+    if (o->words)
+        o->words[g * o->lay.W] = 0;
+    else
+        o->rows[g] = 0;
+}
+
+/* The slots of group g, which has `rows` rows: the CPU kernel's, or read
+ * from the GPU's words into tmp[] (sums whole in `a` or `b` by sign, as
+ * no part of them is kept apart; real sums with no compensation term;
+ * MIN/MAX back from their ordered images). */
+static const kslot *group_slots(const kernel_job *j, const kernel_out *o, int64_t g, int64_t rows,
+                                kslot *tmp)
+{
+    if (!o->words)
+        return &o->st[g * j->naggs];
+    const kwords_layout *l = &o->lay;
+    const int64_t *s = o->words + g * l->W;
+    for (int a = 0; a < j->naggs; a++) {
+        kslot *x = &tmp[a];
+        int fn = j->agg_fn[a], at = l->val_off[a];
+        x->cnt = l->cnt_off[a] >= 0 ? s[l->cnt_off[a]] : rows;
+        x->a = x->b = 0;
+        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+            if (j->agg_real[a]) {
+                x->a = s[at];
+            } else {
+                int64_t v = at >= 0 ? s[at] : 0;
+                if (a == 0 && l->pack) /* offsets + rows * base: no overflow (the job's bound) */
+                    v = (int64_t)(((uint64_t)s[0] & 0xffffffffu) +
+                                  (uint64_t)rows * (uint64_t)l->pack_base);
+                if (v >= 0) x->a = v;
+                else x->b = v;
+            }
+        } else if (fn == A_MIN || fn == A_MAX) {
+            x->a = elo__sql_ordered(s[at], j->agg_real[a]);
+        }
+    }
+    return tmp;
+}
+
+/* Finalises the aggregates of group g, which has `rows` rows, from the
+ * kernel's output into aggs[] (numbers or NULL, never text). Returns 1,
+ * aggs[] then incomplete, when a part of an integer sum reaches 2^53:
+ * SQLite's double running sum may round there, and the interpreter
+ * reproduces it. */
+static int group_aggs(const kernel_job *j, const kernel_out *o, int64_t g, int64_t rows, sv *aggs)
+{
+    kslot tmp[SQL_MAX_AGGS];
+    const kslot *st = group_slots(j, o, g, rows, tmp);
     for (int a = 0; a < j->naggs; a++) {
         int fn = j->agg_fn[a];
         sv *v = &aggs[a];
-        const kslot *x = &o->st[g * j->naggs + a];
+        const kslot *x = &st[a];
         int64_t n = x->cnt;
         switch (fn) {
-        case A_COUNT_STAR: set_int(v, o->rows[g]); break;
+        case A_COUNT_STAR: set_int(v, rows); break;
         case A_COUNT: set_int(v, n); break;
         case A_SUM:
         case A_TOTAL:
@@ -1000,10 +1056,11 @@ static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel
     group_ids(j, 0, id);
     int rc = 0;
     for (int64_t g = 0; g < j->ngroups; g++, group_ids_next(j, id)) {
-        if (!o->rows[g])
+        int64_t rows = group_rows(o, g);
+        if (!rows)
             continue;
         group_keys(p, j, id, keys);
-        if (group_aggs(j, o, g, aggs)) {
+        if (group_aggs(j, o, g, rows, aggs)) {
             rc = 1;
             break;
         }
@@ -1034,22 +1091,30 @@ static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel
  * one-thread loop would (aggregates, HAVING, output expressions) but keeps
  * nothing: it counts the rows the chunk yields and their text bytes, and
  * stops at the first group that needs the interpreter or fails. A group
- * that HAVING drops gets rows[g] = 0 (the kernel's output is ours, and a
- * dropped group's count is needed no more), so pass 2 skips it without
- * evaluating HAVING again. Between the passes groups_to_result takes the
- * first chunk that stopped, if any: its group is where the one-thread loop
- * would have stopped, so the outcome (interpreter, or which error) is the
- * same. Otherwise prefix sums give each chunk its first row and its slice
- * of one arena block for text (NUL-terminated strings, packed), the result
- * gets room for the rows, and pass 2 (fill) writes each chunk's cells in
- * place and copies its text into its slice. Tasks write disjoint memory;
- * only the calling thread touches the result's arena and row count.
+ * that HAVING drops gets a row count of 0 (group_drop: the kernel's output
+ * is ours, and a dropped group's count is needed no more), so pass 2 skips
+ * it without evaluating HAVING again. Between the passes groups_to_result
+ * takes the first chunk that stopped, if any: its group is where the
+ * one-thread loop would have stopped, so the outcome (interpreter, or
+ * which error) is the same. Otherwise prefix sums give each chunk its
+ * first row and its slice of one text block (NUL-terminated strings,
+ * packed; elo__result_text), the result gets room for the rows, and pass 2
+ * (fill) writes each chunk's cells in place and copies its text into its
+ * slice. Tasks write disjoint memory; only the calling thread touches the
+ * result's arena and row count.
  *
  * When there is no HAVING and every output is a key or an aggregate
  * reference (the common case, "light"), pass 1 cannot fail: it only counts
  * rows and the text bytes of keys, and the 2^53 test of integer sums waits
  * for pass 2 (whose rows are then dropped). Outputs that are plain key or
- * aggregate references are copied without eval. */
+ * aggregate references are copied without eval.
+ *
+ * Both passes read a group's rows and slots where the kernel left them:
+ * the CPU kernel's rows[] and kslots, or the GPU's group table in its own
+ * words (group_rows, group_slots). Turning the GPU's table into kslots
+ * first was a pass of its own that wrote 56 MB for 1M groups, which
+ * groups out then read again: 1.7-2.0 ms on a 16-core H200 host, beside
+ * 0.3 ms for pass 1 and 5.6-6.7 ms for pass 2. */
 
 /* Groups per chunk; $ELOHIM_SQL_OUT_GROUPS lowers it so that tests cut
  * small tables into many chunks. */
@@ -1096,7 +1161,8 @@ static void out_count(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
     int64_t id[SQL_MAX_KEYS], rows = 0, text = 0;
     group_ids(j, g0, id);
     for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
-        if (!o->rows[g])
+        int64_t n = group_rows(o, g);
+        if (!n)
             continue;
         if (x->light && !x->key_text) {
             rows++;
@@ -1104,7 +1170,7 @@ static void out_count(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
         }
         group_keys(p, j, id, keys);
         if (!x->light) {
-            if (group_aggs(j, o, g, aggs)) {
+            if (group_aggs(j, o, g, n, aggs)) {
                 ch->stop = 1;
                 return;
             }
@@ -1114,7 +1180,7 @@ static void out_count(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
                 if (eval(&c, p->having, &h) < 0 || truth(&c, &h, &tv) < 0)
                     goto fail;
                 if (tv != 1) {
-                    o->rows[g] = 0;
+                    group_drop(o, g);
                     continue;
                 }
             }
@@ -1159,10 +1225,11 @@ static void out_fill(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
     sv *dst = x->cells + ch->rows * p->nout;
     char *text = x->text ? x->text + ch->text : NULL;
     for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
-        if (!o->rows[g])
+        int64_t n = group_rows(o, g);
+        if (!n)
             continue;
         group_keys(p, j, id, keys);
-        if (group_aggs(j, o, g, aggs)) {
+        if (group_aggs(j, o, g, n, aggs)) {
             ch->stop = 1;
             return;
         }
@@ -1282,13 +1349,7 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
     int64_t G = j->ngroups, A = j->naggs ? j->naggs : 1;
     kernel_out o;
     memset(&o, 0, sizeof o);
-    o.rows = elo__sql_scratch(0, sizeof(int64_t) * (size_t)G);
-    o.st = elo__sql_scratch(1, sizeof(kslot) * (size_t)(G * A));
-    int rc = ELO_OK;
-    if (!o.rows || !o.st) {
-        rc = FAIL(c, "out of memory");
-        goto done;
-    }
+    int rc = ELO_OK, on_cpu = 1;
     double t_start = elo_time_sec();
     if (dev && dev->kind == ELO_DEVICE_CUDA && elo_sql_cuda_group_aggregate) {
         /* swap host column pointers for their resident device copies */
@@ -1317,25 +1378,39 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
             dj.pred_b[q] = col->dev_base;
         }
         rc = elo_sql_cuda_group_aggregate(&dj, &o, elo_backend_cuda_stream(dev));
-        if (rc == ELO_UNSUPPORTED) {
-            if (elo__kernel_cpu(j, &o) < 0) {
-                rc = FAIL(c, "out of memory");
-                goto done;
-            }
-            *used_device = ELO_DEVICE_CPU;
-        } else if (rc < 0) {
+        if (rc == ELO_OK) {
+            on_cpu = 0;
+            *used_device = ELO_DEVICE_CUDA;
+        } else if (rc != ELO_UNSUPPORTED) {
             c->why = "CUDA kernel failed";
             goto done;
-        } else {
-            *used_device = ELO_DEVICE_CUDA;
         }
         rc = ELO_OK;
-    } else {
-        if (elo__kernel_cpu(j, &o) < 0) {
+    }
+    if (on_cpu) {
+        o.rows = elo__sql_scratch(0, sizeof(int64_t) * (size_t)G);
+        o.st = elo__sql_scratch(1, sizeof(kslot) * (size_t)(G * A));
+        if (!o.rows || !o.st || elo__kernel_cpu(j, &o) < 0) {
             rc = FAIL(c, "out of memory");
             goto done;
         }
         *used_device = ELO_DEVICE_CPU;
+        const char *words = getenv("ELOHIM_SQL_WORDS");
+        if (words && *words && strcmp(words, "0") && !o.overflow) {
+            /* tests: groups out reads the GPU's form of these groups,
+             * laid out for the columns' device forms */
+            kernel_job dj = *j;
+            for (int a = 0; a < j->naggs; a++)
+                if (j->agg_val[a]) {
+                    const sql_column *col = &p->t->cols[p->aggs[a].arg->col];
+                    elo__sql_device_form(col, &dj.agg_w[a], &dj.agg_b[a]);
+                    dj.agg_type[a] = col->has_null ? col->type : NULL;
+                }
+            if (elo__kernel_to_words(&dj, &o) < 0) {
+                rc = FAIL(c, "out of memory");
+                goto done;
+            }
+        }
     }
     double t_kernel = elo_time_sec();
     if (o.overflow)

@@ -256,16 +256,61 @@ typedef struct {
     int64_t a, b, cnt;
 } kslot;
 
+/* The GPU kernel's group table, as it comes back to the host: groups out
+ * reads it in place (no pass converting it into kslots). Per group W
+ * words. Word 0 counts the rows that passed the filter; with `pack` it is
+ * rows << 32 | aggregate 0's sum of stored offsets, that sum then being
+ * offsets + rows * pack_base. Then per aggregate a: at cnt_off[a] the count
+ * of its non-NULL inputs (-1: the column has no NULL, the count is the
+ * group's rows), at val_off[a] its value (-1: COUNT, or the packed sum):
+ * an integer sum as int64, a real sum as double bits (plain, no
+ * compensation term), a MIN/MAX as the order-preserving integer image of
+ * its value (elo__sql_ordered; an empty group keeps INT64_MAX for MIN,
+ * INT64_MIN for MAX). kind[] says which each word is. */
+enum { KW_INT, KW_REAL, KW_MIN, KW_MAX };
+
+typedef struct {
+    int W;                              /* words per group */
+    int pack;
+    int64_t pack_base;                  /* aggregate 0's column base (pack) */
+    int cnt_off[SQL_MAX_AGGS];          /* word, or -1 */
+    int val_off[SQL_MAX_AGGS];          /* word, or -1 */
+    uint8_t kind[1 + 2 * SQL_MAX_AGGS]; /* per word: KW_* */
+} kwords_layout;
+
+/* Lays out the GPU's group table for job `j` in device form (agg_w and
+ * agg_b of the resident columns; a NULL agg_type: no NULL in the column):
+ * the words each aggregate needs, and packing when aggregate 0 is an
+ * integer sum whose offsets can share word 0. */
+void elo__sql_words_layout(const kernel_job *j, kwords_layout *l);
+
+/* Doubles (bits) to integers in the same order, and back: negative doubles
+ * get their 63 low bits flipped (an involution). -0.0 sorts below 0.0. */
+static inline int64_t elo__sql_ordered(int64_t bits, int is_real)
+{
+    return is_real && bits < 0 ? bits ^ INT64_MAX : bits;
+}
+
 /* Outputs of the kernel: rows[g] rows per group that passed the filter,
- * st[g * naggs + a] the slots. The kernels fill every entry (the caller
- * need not zero them) and leave overflow zero when no sum overflowed. */
+ * st[g * naggs + a] the slots; or, from the GPU, `words` laid out as `lay`
+ * (rows and st then unused). The kernels fill every entry (the caller need
+ * not zero them) and leave overflow zero when no sum overflowed. Groups
+ * out may zero a group's rows (rows[g], or its word 0) to drop it. */
 typedef struct {
     int64_t *rows;
     kslot *st;
+    int64_t *words;     /* NULL: rows and st hold the groups */
+    kwords_layout lay;
     int overflow;       /* a part of an integer sum left int64 */
 } kernel_out;
 
 int elo__kernel_cpu(const kernel_job *j, kernel_out *o);
+/* Writes the CPU kernel's rows and slots in `o` as the GPU's group table
+ * for `dj` (the job in device form: the layout the GPU would pick; real
+ * sums with their compensation added in) and points o->words at it
+ * (thread scratch). For tests ($ELOHIM_SQL_WORDS). `o` must not have
+ * overflowed. ELO_OK or ELO_NOMEM. */
+int elo__kernel_to_words(const kernel_job *dj, kernel_out *o);
 
 /* Per-thread scratch buffers kept between queries (slot `which` < 8), so
  * that large group tables and partition buffers are not faulted in afresh
@@ -275,7 +320,9 @@ void *elo__sql_scratch(int which, size_t bytes);
 /* CUDA entry points (sql-cuda.cu); the job holds device pointers (the
  * resident columns). elo_sql_cuda_group_aggregate returns ELO_UNSUPPORTED
  * for jobs it does not take (more than 16 aggregates, integer sums that
- * could leave int64, REAL MIN/MAX over -0.0): the CPU kernel runs them. */
+ * could leave int64, REAL MIN/MAX over -0.0): the CPU kernel runs them.
+ * On ELO_OK it has set o->words (host memory valid until its next call)
+ * and o->lay, and not touched o->rows or o->st. */
 ELO_CUDA_ENTRY int elo_sql_cuda_upload(const void *host, size_t bytes, void **dev, void *stream);
 ELO_CUDA_ENTRY void elo_sql_cuda_free(void *dev);
 ELO_CUDA_ENTRY int elo_sql_cuda_group_aggregate(const kernel_job *j, kernel_out *o, void *stream);

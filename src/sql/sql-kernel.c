@@ -13,6 +13,7 @@
  * partitioned path instead (below). */
 #include "sql-impl.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,4 +633,103 @@ int elo__kernel_cpu(const kernel_job *j, kernel_out *o)
         elo_free(st_p[t]);
     }
     return rc;
+}
+
+/* ---- the GPU's group table (kwords_layout) --------------------------------
+ *
+ * The layout is decided here, in C, for sql-cuda.cu to follow, so that the
+ * CPU can build the very same table from its own slots
+ * (elo__kernel_to_words): with $ELOHIM_SQL_WORDS set, the executor sends
+ * the CPU kernel's groups out through the GPU's form, and every CPU test
+ * (unit tests, sqllogictest, the differential fuzzer) checks how groups
+ * out reads it. */
+
+void elo__sql_words_layout(const kernel_job *j, kwords_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    const int A = j->naggs;
+    /* Packing: when aggregate 0 is an integer sum over a narrowed column
+     * without NULLs and no group's sum of stored offsets can reach 2^32,
+     * that sum rides in the low half of the row counter (one atomic per
+     * row instead of two; the sum is offsets + rows * base). */
+    if (A > 0 && j->nrows < ((int64_t)1 << 32) && !j->agg_real[0] && !j->agg_type[0] &&
+        j->agg_val[0] && j->agg_w[0] > 0 && j->agg_w[0] < 8 &&
+        (j->agg_fn[0] == A_SUM || j->agg_fn[0] == A_TOTAL || j->agg_fn[0] == A_AVG)) {
+        uint64_t wmax = j->agg_w[0] == 4 ? 0xffffffffull : ((uint64_t)1 << (8 * j->agg_w[0])) - 1;
+        uint64_t range = (uint64_t)j->agg_absmax[0] * 2u; /* >= max - min */
+        if (range > wmax)
+            range = wmax;
+        if ((unsigned __int128)range * (uint64_t)j->nrows < ((uint64_t)1 << 32)) {
+            l->pack = 1;
+            l->pack_base = j->agg_b[0];
+        }
+    }
+    int W = 1;
+    l->kind[0] = KW_INT;
+    for (int a = 0; a < A; a++) {
+        int fn = j->agg_fn[a];
+        l->cnt_off[a] = l->val_off[a] = -1;
+        if (fn == A_COUNT_STAR)
+            continue;
+        if (j->agg_type[a]) {
+            l->cnt_off[a] = W;
+            l->kind[W++] = KW_INT;
+        }
+        if (a == 0 && l->pack)
+            continue;
+        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
+            l->val_off[a] = W;
+            l->kind[W++] = j->agg_real[a] ? KW_REAL : KW_INT;
+        } else if (fn == A_MIN || fn == A_MAX) {
+            l->val_off[a] = W;
+            l->kind[W++] = fn == A_MIN ? KW_MIN : KW_MAX;
+        }
+    }
+    l->W = W;
+}
+
+int elo__kernel_to_words(const kernel_job *dj, kernel_out *o)
+{
+    kwords_layout *l = &o->lay;
+    elo__sql_words_layout(dj, l);
+    const int A = dj->naggs, W = l->W;
+    int64_t *words = elo__sql_scratch(3, sizeof(int64_t) * (size_t)(dj->ngroups * W));
+    if (!words)
+        return ELO_NOMEM;
+    for (int64_t g = 0; g < dj->ngroups; g++) {
+        int64_t *w = words + g * W, rows = o->rows[g];
+        const kslot *st = o->st + g * A;
+        for (int i = 0; i < W; i++)
+            w[i] = l->kind[i] == KW_MIN ? INT64_MAX : l->kind[i] == KW_MAX ? INT64_MIN : 0;
+        w[0] = rows;
+        if (l->pack) {
+            /* offsets = sum - rows * base, below 2^32 by the layout's rule */
+            uint64_t off = (uint64_t)st[0].a + (uint64_t)st[0].b -
+                           (uint64_t)rows * (uint64_t)l->pack_base;
+            assert(off < ((uint64_t)1 << 32));
+            w[0] = (int64_t)((uint64_t)rows << 32 | off);
+        }
+        for (int a = 0; a < A; a++) {
+            const kslot *x = &st[a];
+            if (l->cnt_off[a] >= 0)
+                w[l->cnt_off[a]] = x->cnt;
+            int v = l->val_off[a];
+            if (v < 0)
+                continue;
+            switch (l->kind[v]) {
+            case KW_INT: w[v] = (int64_t)((uint64_t)x->a + (uint64_t)x->b); break;
+            case KW_REAL: {
+                double sum = bits_d(x->a), comp = bits_d(x->b);
+                w[v] = d_bits(isfinite(sum) ? sum + comp : sum); /* no term left */
+                break;
+            }
+            default:
+                if (x->cnt)
+                    w[v] = elo__sql_ordered(x->a, dj->agg_real[a]);
+                break;
+            }
+        }
+    }
+    o->words = words;
+    return ELO_OK;
 }

@@ -144,8 +144,14 @@ static void test_differential(void **state)
             compute_bound(db);
             /* cycle the CPU kernel through its ways of splitting work: one
              * task, row ranges merged in order, group ranges, partitions;
-             * and groups out in one chunk or in chunks of 2 groups */
+             * groups out in one chunk or in chunks of 2 groups; every
+             * other round of four, groups out through the GPU's form of
+             * the group table (ELOHIM_SQL_WORDS) */
             int mode = (int)((n / 200) % 4);
+            if ((n / 800) % 2)
+                setenv("ELOHIM_SQL_WORDS", "1", 1);
+            else
+                unsetenv("ELOHIM_SQL_WORDS");
             setenv("ELOHIM_THREADS", "3", 1);
             unsetenv("ELOHIM_SQL_TASK_ROWS");
             unsetenv("ELOHIM_SQL_BYGROUP_MIN");

@@ -352,6 +352,163 @@ static void test_groups_out(void **state)
     elo_sql_close(db);
 }
 
+/* The GPU's group table (kwords_layout), checked on the CPU: the layout
+ * of a job, the table elo__kernel_to_words builds from kslots word by word
+ * against what sql-cuda.cu's kernel leaves (packed row count and offsets,
+ * counts, plain real sums, ordered MIN/MAX images, initial values in empty
+ * groups), then whole queries whose groups go out through that table
+ * ($ELOHIM_SQL_WORDS) against the same queries through the CPU's kslots:
+ * NULL keys, empty groups, a packed sum, MIN/MAX of negative reals,
+ * HAVING, the row buffer, a sum reaching 2^53, and chunks of 3 groups. */
+static int64_t dbits(double d)
+{
+    int64_t v;
+    memcpy(&v, &d, 8);
+    return v;
+}
+
+static void same_results(const char *sql, elo_sql_result *x, elo_sql_result *y)
+{
+    assert_string_equal(elo_sql_result_engine(x), elo_sql_result_engine(y));
+    assert_int_equal(elo_sql_result_rows(x), elo_sql_result_rows(y));
+    assert_int_equal(elo_sql_result_columns(x), elo_sql_result_columns(y));
+    for (int64_t i = 0; i < elo_sql_result_rows(x); i++)
+        for (int c = 0; c < elo_sql_result_columns(x); c++) {
+            elo_sql_value a = elo_sql_result_value(x, i, c), b = elo_sql_result_value(y, i, c);
+            if (a.type != b.type || (a.type == ELO_SQL_INTEGER && a.i != b.i) ||
+                (a.type == ELO_SQL_REAL && dbits(a.r) != dbits(b.r)) ||
+                (a.type == ELO_SQL_TEXT && strcmp(a.s, b.s)))
+                fail_msg("%s: row %lld col %d differs through the GPU's words", sql,
+                         (long long)i, c);
+        }
+}
+
+static void test_groups_words(void **state)
+{
+    (void)state;
+    /* a job in device form: SUM over a 1-byte column without NULLs (base
+     * -5), AVG over a nullable real, MIN over a real, MAX over a nullable
+     * integer, COUNT(*), COUNT over a nullable column */
+    static const uint8_t types[1];
+    static const int64_t vals[1];
+    kernel_job j;
+    memset(&j, 0, sizeof j);
+    j.nrows = 100;
+    j.ngroups = 3;
+    j.naggs = 6;
+    int fns[6] = {A_SUM, A_AVG, A_MIN, A_MAX, A_COUNT_STAR, A_COUNT};
+    for (int a = 0; a < 6; a++) {
+        j.agg_fn[a] = fns[a];
+        j.agg_val[a] = a == 4 ? NULL : vals;
+        j.agg_w[a] = 8;
+    }
+    j.agg_w[0] = 1;
+    j.agg_b[0] = -5;
+    j.agg_absmax[0] = 5;
+    j.agg_real[1] = j.agg_real[2] = 1;
+    j.agg_type[1] = j.agg_type[3] = j.agg_type[5] = types;
+    kwords_layout l;
+    elo__sql_words_layout(&j, &l);
+    assert_int_equal(l.pack, 1);
+    assert_true(l.pack_base == -5);
+    assert_int_equal(l.W, 7);
+    static const int cnt_off[6] = {-1, 1, -1, 4, -1, 6}, val_off[6] = {-1, 2, 3, 5, -1, -1};
+    static const uint8_t kind[7] = {KW_INT, KW_INT, KW_REAL, KW_MIN, KW_INT, KW_MAX, KW_INT};
+    for (int a = 0; a < 6; a++) {
+        assert_int_equal(l.cnt_off[a], cnt_off[a]);
+        assert_int_equal(l.val_off[a], val_off[a]);
+    }
+    assert_memory_equal(l.kind, kind, 7);
+    /* no packing: offsets could reach 2^32, or the first sum is real */
+    kernel_job k = j;
+    k.nrows = 500000000;
+    elo__sql_words_layout(&k, &l);
+    assert_int_equal(l.pack, 0);
+    assert_int_equal(l.W, 8);
+    assert_int_equal(l.val_off[0], 1);
+    k = j;
+    k.agg_type[0] = types;
+    elo__sql_words_layout(&k, &l);
+    assert_int_equal(l.pack, 0);
+    assert_int_equal(l.cnt_off[0], 1);
+    assert_int_equal(l.val_off[0], 2);
+
+    /* kslots of three groups: empty; 4 rows; 1 row */
+    int64_t rows[3] = {0, 4, 1};
+    kslot st[3 * 6];
+    memset(st, 0, sizeof st);
+    kslot *g1 = &st[6], *g2 = &st[12];
+    g1[0] = (kslot){8, -6, 4};                      /* -5, 5, 3, -1: parts apart */
+    g1[1] = (kslot){dbits(1.25), dbits(0.25), 3};  /* compensated 1.5 */
+    g1[2] = (kslot){dbits(-2.5), 0, 4};
+    g1[3] = (kslot){-7, 0, 2};
+    g1[5] = (kslot){0, 0, 1};
+    g2[0] = (kslot){5, 0, 1};
+    g2[2] = (kslot){dbits(3.0), 0, 1};
+    kernel_out o;
+    memset(&o, 0, sizeof o);
+    o.rows = rows;
+    o.st = st;
+    assert_int_equal(elo__kernel_to_words(&j, &o), ELO_OK);
+    assert_non_null(o.words);
+    const int64_t want[3][7] = {
+        {0, 0, 0, INT64_MAX, 0, INT64_MIN, 0},
+        {(int64_t)4 << 32 | (2 + 4 * 5), 3, dbits(1.5), dbits(-2.5) ^ INT64_MAX, 2, -7, 1},
+        {(int64_t)1 << 32 | (5 + 5), 0, 0, dbits(3.0), 0, INT64_MIN, 0},
+    };
+    for (int g = 0; g < 3; g++)
+        for (int w = 0; w < 7; w++)
+            if (o.words[g * 7 + w] != want[g][w])
+                fail_msg("group %d word %d: %llx, wanted %llx", g, w,
+                         (unsigned long long)o.words[g * 7 + w], (unsigned long long)want[g][w]);
+    /* the images keep the order of the doubles, and come back */
+    const double order[] = {-1e300, -2.5, -1.0, -0.0, 0.0, 1e-300, 3.0, 1e300};
+    for (int i = 0; i + 1 < 8; i++)
+        assert_true(elo__sql_ordered(dbits(order[i]), 1) < elo__sql_ordered(dbits(order[i + 1]), 1));
+    assert_true(elo__sql_ordered(elo__sql_ordered(dbits(-2.5), 1), 1) == dbits(-2.5));
+    assert_true(elo__sql_ordered(-7, 0) == -7);
+
+    elo_sql *db = mem_db();
+    assert_int_equal(elo_sql_exec(db,
+        "CREATE TABLE w(k INTEGER, s TEXT, v INTEGER, n INTEGER, r REAL, rn REAL, big INTEGER);"
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 29999) "
+        "INSERT INTO w SELECT CASE WHEN i % 53 = 0 THEN NULL ELSE (i * 7919) % 20000 * 3 END, "
+        "CASE WHEN i % 61 = 0 THEN NULL ELSE printf('s%05d', (i * 104729) % 9000) END, "
+        "i % 9 - 4, CASE WHEN i % 7 = 0 THEN NULL ELSE i % 13 - 6 END, (i % 17) * 0.5 - 4.25, "
+        "CASE WHEN i % 5 = 0 THEN NULL ELSE (i % 11) * -0.75 + 2 END, i FROM c;"
+        /* key 3: two inputs of 2^52, a sum reaching 2^53 */
+        "INSERT INTO w VALUES(3, 'x', 1, 1, 1.0, 1.0, 4503599627370496),"
+        "(3, 'x', 1, 1, 1.0, 1.0, 4503599627370496)"),
+        ELO_OK);
+    static const char *const queries[] = {
+        "SELECT k, SUM(v), COUNT(*), MIN(r), MAX(r), AVG(rn), MIN(n), MAX(n), COUNT(n), SUM(n), "
+        "TOTAL(n), COUNT(rn) FROM w GROUP BY k",
+        "SELECT s, AVG(v), SUM(r), MIN(rn), MAX(rn), TOTAL(v) FROM w GROUP BY s",
+        "SELECT k, SUM(v) FROM w GROUP BY k HAVING SUM(v) > 2 AND MIN(r) < 0",
+        "SELECT v, s, SUM(n), MIN(r), MAX(r) - MIN(r) FROM w WHERE n > -5 GROUP BY v, s "
+        "HAVING MIN(r) < -3",
+        "SELECT k, SUM(v), COUNT(*) FROM w GROUP BY k ORDER BY 2 DESC, 1 LIMIT 50",
+        "SELECT k, SUM(big), TOTAL(big), COUNT(*) FROM w GROUP BY k",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
+        same_as_sqlite(db, queries[i], "cpu");
+        unsetenv("ELOHIM_SQL_WORDS");
+        elo_sql_result *ref = q(db, queries[i]);
+        for (int pass = 0; pass < 2; pass++) {
+            setenv("ELOHIM_SQL_WORDS", "1", 1);
+            if (pass)
+                setenv("ELOHIM_SQL_OUT_GROUPS", "3", 1);
+            elo_sql_result *r = q(db, queries[i]);
+            same_results(queries[i], ref, r);
+            elo_sql_result_free(r);
+            unsetenv("ELOHIM_SQL_OUT_GROUPS");
+        }
+        elo_sql_result_free(ref);
+    }
+    unsetenv("ELOHIM_SQL_WORDS");
+    elo_sql_close(db);
+}
+
 /* Big result blocks are reused between queries (sql-engine.c's block
  * cache): the second of two equal queries gets the first one's cells and
  * text blocks back, with the right rows; a result grown row by row past
@@ -607,7 +764,7 @@ int main(void)
         cmocka_unit_test(test_many_groups),   cmocka_unit_test(test_groups_out),
         cmocka_unit_test(test_dataframe_api), cmocka_unit_test(test_cache_invalidation),
         cmocka_unit_test(test_logictest_runner), cmocka_unit_test(test_device_form),
-        cmocka_unit_test(test_result_blocks),
+        cmocka_unit_test(test_result_blocks), cmocka_unit_test(test_groups_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
