@@ -921,11 +921,20 @@ static void group_ids_next(const kernel_job *j, int64_t *id)
         id[k] = 0;
 }
 
-/* The key values for ids id[]; text points into the column's dictionary. */
-static void group_keys(const sql_plan *p, const kernel_job *j, const int64_t *id, sv *keys)
+/* The columns of the plan's keys, for group_keys. */
+static void key_columns(const sql_plan *p, const kernel_job *j, const sql_column **col)
+{
+    for (int k = 0; k < j->nkeys; k++)
+        col[k] = &p->t->cols[p->keys[k]->col];
+}
+
+/* The key values for ids id[] (col: key_columns); text points into the
+ * column's dictionary. */
+static void group_keys(const sql_column *const *key_col, const kernel_job *j, const int64_t *id,
+                       sv *keys)
 {
     for (int k = 0; k < j->nkeys; k++) {
-        const sql_column *col = &p->t->cols[p->keys[k]->col];
+        const sql_column *col = key_col[k];
         if (id[k] == 0) {
             keys[k].t = SV_NULL;
         } else if (col->has_text) {
@@ -939,103 +948,144 @@ static void group_keys(const sql_plan *p, const kernel_job *j, const int64_t *id
     }
 }
 
-/* The rows of group g that passed the filter (0: an empty group, or one
- * groups out dropped). */
-static inline int64_t group_rows(const kernel_out *o, int64_t g)
+/* How groups out reads and finalises each aggregate, decided once per
+ * query (group_reader_init) rather than per group: AR_* says what to
+ * finalise; cnt_off and val_off where the count and the value lie in the
+ * GPU's words (-1: the count is the group's rows; no value). */
+enum { AR_ROWS, AR_COUNT, AR_ISUM, AR_ITOTAL, AR_IAVG, AR_RSUM, AR_RTOTAL, AR_RAVG, AR_IMINMAX,
+       AR_RMINMAX };
+
+typedef struct {
+    uint8_t how;        /* AR_* */
+    uint8_t packed;     /* the words' packed sum (aggregate 0) */
+    int16_t cnt_off, val_off;
+} agg_read;
+
+/* Where the groups' row counts lie: word g * stride, shifted right by
+ * shift (rows[], or word 0 of the GPU's words, packed or not). */
+typedef struct {
+    int64_t *word;
+    int64_t stride;
+    int shift;
+} row_counts;
+
+/* A kernel's output as groups out reads it (either form), set up once. */
+typedef struct {
+    kernel_out *o;
+    row_counts rows;
+    int naggs;
+    int W;              /* the GPU's words per group, or 0: the CPU's kslots */
+    int64_t pack_base;
+    agg_read agg[SQL_MAX_AGGS];
+} group_reader;
+
+static void group_reader_init(group_reader *r, const kernel_job *j, kernel_out *o)
 {
-    if (!o->words)
-        return o->rows[g];
-    uint64_t w0 = (uint64_t)o->words[g * o->lay.W];
-    return o->lay.pack ? (int64_t)(w0 >> 32) : (int64_t)w0;
+    r->o = o;
+    r->naggs = j->naggs;
+    r->W = o->words ? o->lay.W : 0;
+    r->rows = o->words ? (row_counts){o->words, o->lay.W, o->lay.pack ? 32 : 0}
+                       : (row_counts){o->rows, 1, 0};
+    r->pack_base = o->lay.pack_base;
+    for (int a = 0; a < j->naggs; a++) {
+        agg_read *d = &r->agg[a];
+        int real = j->agg_real[a];
+        switch (j->agg_fn[a]) {
+        case A_COUNT_STAR: d->how = AR_ROWS; break;
+        case A_COUNT: d->how = AR_COUNT; break;
+        case A_SUM: d->how = real ? AR_RSUM : AR_ISUM; break;
+        case A_TOTAL: d->how = real ? AR_RTOTAL : AR_ITOTAL; break;
+        case A_AVG: d->how = real ? AR_RAVG : AR_IAVG; break;
+        default: d->how = real ? AR_RMINMAX : AR_IMINMAX; break;
+        }
+        d->packed = o->words && a == 0 && o->lay.pack;
+        d->cnt_off = (int16_t)(o->words ? o->lay.cnt_off[a] : -1);
+        d->val_off = (int16_t)(o->words ? o->lay.val_off[a] : -1);
+    }
+}
+
+/* The rows of group g that passed the filter (0: an empty group, or one
+ * groups out dropped). Hot loops keep `rc` in a local (registers). */
+static inline int64_t group_rows(row_counts rc, int64_t g)
+{
+    return (int64_t)((uint64_t)rc.word[g * rc.stride] >> rc.shift);
 }
 
 /* Drops group g (HAVING): group_rows says 0 from now on. */
-static inline void group_drop(kernel_out *o, int64_t g)
-{
-    if (o->words)
-        o->words[g * o->lay.W] = 0;
-    else
-        o->rows[g] = 0;
-}
+static inline void group_drop(row_counts rc, int64_t g) { rc.word[g * rc.stride] = 0; }
 
-/* The slots of group g, which has `rows` rows: the CPU kernel's, or read
- * from the GPU's words into tmp[] (sums whole in `a` or `b` by sign, as
- * no part of them is kept apart; real sums with no compensation term;
- * MIN/MAX back from their ordered images). */
-static const kslot *group_slots(const kernel_job *j, const kernel_out *o, int64_t g, int64_t rows,
-                                kslot *tmp)
+/* One aggregate's value into v from a group's rows, its count of inputs
+ * and its slot words a and b (kslot). Integer sums: a and b hold the
+ * positive and negative parts, or (whole) the sum in a; returns 1 when
+ * one reaches 2^53, the value then unset: SQLite's double running sum may
+ * round there, and the interpreter reproduces it. Real sums: the sum and
+ * its compensation, double bits. MIN/MAX: the value in a. */
+static inline int agg_value(int how, int64_t rows, int64_t cnt, int64_t a, int64_t b, sv *v)
 {
-    if (!o->words)
-        return &o->st[g * j->naggs];
-    const kwords_layout *l = &o->lay;
-    const int64_t *s = o->words + g * l->W;
-    for (int a = 0; a < j->naggs; a++) {
-        kslot *x = &tmp[a];
-        int fn = j->agg_fn[a], at = l->val_off[a];
-        x->cnt = l->cnt_off[a] >= 0 ? s[l->cnt_off[a]] : rows;
-        x->a = x->b = 0;
-        if (fn == A_SUM || fn == A_TOTAL || fn == A_AVG) {
-            if (j->agg_real[a]) {
-                x->a = s[at];
-            } else {
-                int64_t v = at >= 0 ? s[at] : 0;
-                if (a == 0 && l->pack) /* offsets + rows * base: no overflow (the job's bound) */
-                    v = (int64_t)(((uint64_t)s[0] & 0xffffffffu) +
-                                  (uint64_t)rows * (uint64_t)l->pack_base);
-                if (v >= 0) x->a = v;
-                else x->b = v;
-            }
-        } else if (fn == A_MIN || fn == A_MAX) {
-            x->a = elo__sql_ordered(s[at], j->agg_real[a]);
-        }
+    switch (how) {
+    case AR_ROWS: set_int(v, rows); return 0;
+    case AR_COUNT: set_int(v, cnt); return 0;
+    case AR_ISUM:
+    case AR_ITOTAL:
+    case AR_IAVG: {
+        if (a >= (1LL << 53) || a <= -(1LL << 53) || b <= -(1LL << 53))
+            return 1;
+        if (!cnt && how != AR_ITOTAL) { set_null(v); return 0; }
+        int64_t s = a + b; /* both parts below 2^53 in magnitude */
+        if (how == AR_ISUM) set_int(v, s);
+        else if (how == AR_ITOTAL) set_real(v, (double)s);
+        else set_real(v, (double)s / (double)cnt);
+        return 0;
     }
-    return tmp;
+    case AR_RSUM:
+    case AR_RTOTAL:
+    case AR_RAVG: {
+        if (!cnt && how != AR_RTOTAL) { set_null(v); return 0; }
+        double sum, comp;
+        memcpy(&sum, &a, 8);
+        memcpy(&comp, &b, 8);
+        double s = isfinite(sum) ? sum + comp : sum;
+        set_real(v, how == AR_RAVG ? s / (double)cnt : s);
+        return 0;
+    }
+    case AR_IMINMAX:
+        if (!cnt) set_null(v);
+        else set_int(v, a);
+        return 0;
+    default:
+        if (!cnt) set_null(v);
+        else { v->t = SV_REAL; memcpy(&v->r, &a, 8); }
+        return 0;
+    }
 }
 
-/* Finalises the aggregates of group g, which has `rows` rows, from the
- * kernel's output into aggs[] (numbers or NULL, never text). Returns 1,
- * aggs[] then incomplete, when a part of an integer sum reaches 2^53:
- * SQLite's double running sum may round there, and the interpreter
- * reproduces it. */
-static int group_aggs(const kernel_job *j, const kernel_out *o, int64_t g, int64_t rows, sv *aggs)
+/* Finalises the aggregates of group g, which has `rows` rows, into aggs[]
+ * (numbers or NULL, never text), reading the CPU kernel's kslots or the
+ * GPU's words: there a sum is whole (no part kept apart) in one word, or
+ * packed (low 32 bits of word 0 + rows * base), a real sum has no
+ * compensation term, a MIN/MAX is its ordered image. Returns 1, aggs[]
+ * then incomplete, when an integer sum needs the interpreter (agg_value). */
+static int group_aggs(const group_reader *r, int64_t g, int64_t rows, sv *aggs)
 {
-    kslot tmp[SQL_MAX_AGGS];
-    const kslot *st = group_slots(j, o, g, rows, tmp);
-    for (int a = 0; a < j->naggs; a++) {
-        int fn = j->agg_fn[a];
-        sv *v = &aggs[a];
-        const kslot *x = &st[a];
-        int64_t n = x->cnt;
-        switch (fn) {
-        case A_COUNT_STAR: set_int(v, rows); break;
-        case A_COUNT: set_int(v, n); break;
-        case A_SUM:
-        case A_TOTAL:
-        case A_AVG: {
-            if (!j->agg_real[a] && (x->a >= (1LL << 53) || x->b <= -(1LL << 53)))
+    const int A = r->naggs;
+    if (!r->W) {
+        const kslot *st = r->o->st + g * A;
+        for (int a = 0; a < A; a++)
+            if (agg_value(r->agg[a].how, rows, st[a].cnt, st[a].a, st[a].b, &aggs[a]))
                 return 1;
-            if (!n && fn != A_TOTAL) { set_null(v); break; }
-            if (!j->agg_real[a]) {
-                __int128 s = (__int128)x->a + x->b;
-                if (fn == A_SUM) set_int(v, (int64_t)s);
-                else if (fn == A_TOTAL) set_real(v, (double)s);
-                else set_real(v, (double)s / (double)n);
-            } else {
-                double sum, comp;
-                memcpy(&sum, &x->a, 8);
-                memcpy(&comp, &x->b, 8);
-                double s = isfinite(sum) ? sum + comp : sum;
-                set_real(v, fn == A_AVG ? s / (double)n : s);
-            }
-            break;
-        }
-        case A_MIN:
-        case A_MAX:
-            if (!n) set_null(v);
-            else if (j->agg_real[a]) { v->t = SV_REAL; memcpy(&v->r, &x->a, 8); }
-            else set_int(v, x->a);
-            break;
-        }
+        return 0;
+    }
+    const int64_t *w = r->o->words + g * r->W;
+    for (int a = 0; a < A; a++) {
+        const agg_read *d = &r->agg[a];
+        int64_t cnt = d->cnt_off >= 0 ? w[d->cnt_off] : rows;
+        int64_t val = d->val_off >= 0 ? w[d->val_off] : 0;
+        if (d->packed) /* offsets + rows * base: no overflow (the job's bound) */
+            val = (int64_t)(((uint64_t)w[0] & 0xffffffffu) + (uint64_t)rows * (uint64_t)r->pack_base);
+        else if (d->how == AR_RMINMAX)
+            val = elo__sql_ordered(val, 1);
+        if (agg_value(d->how, rows, cnt, val, 0, &aggs[a]))
+            return 1;
     }
     return 0;
 }
@@ -1043,9 +1093,11 @@ static int group_aggs(const kernel_job *j, const kernel_out *o, int64_t g, int64
 /* Groups into `b` (outputs and ORDER BY terms) for finish_rows, on one
  * thread, in group order. Returns 0, -1 with c->why, or 1 when a sum needs
  * the interpreter. */
-static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel_out *o, ectx *c,
+static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, kernel_out *o, ectx *c,
                             rowbuf *b)
 {
+    group_reader r;
+    group_reader_init(&r, j, o);
     sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
     sv *scratch = elo_malloc(sizeof(sv) * (size_t)(b->width + 1));
     if (!scratch)
@@ -1053,14 +1105,16 @@ static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel
     c->keys = keys;
     c->aggs = aggs;
     int64_t id[SQL_MAX_KEYS];
+    const sql_column *key_col[SQL_MAX_KEYS];
+    key_columns(p, j, key_col);
     group_ids(j, 0, id);
     int rc = 0;
     for (int64_t g = 0; g < j->ngroups; g++, group_ids_next(j, id)) {
-        int64_t rows = group_rows(o, g);
+        int64_t rows = group_rows(r.rows, g);
         if (!rows)
             continue;
-        group_keys(p, j, id, keys);
-        if (group_aggs(j, o, g, rows, aggs)) {
+        group_keys(key_col, j, id, keys);
+        if (group_aggs(&r, g, rows, aggs)) {
             rc = 1;
             break;
         }
@@ -1106,15 +1160,21 @@ static int groups_to_rowbuf(const sql_plan *p, const kernel_job *j, const kernel
  * When there is no HAVING and every output is a key or an aggregate
  * reference (the common case, "light"), pass 1 cannot fail: it only counts
  * rows and the text bytes of keys, and the 2^53 test of integer sums waits
- * for pass 2 (whose rows are then dropped). Outputs that are plain key or
- * aggregate references are copied without eval.
+ * for pass 2 (whose rows are then dropped). Pass 2 then goes column by
+ * column over batches of non-empty groups (out_fill_light): one loop per
+ * output whose kind, aggregate and source are decided once per batch, not
+ * per cell. Outputs that are plain key or aggregate references are copied
+ * without eval in the other cases too.
  *
  * Both passes read a group's rows and slots where the kernel left them:
  * the CPU kernel's rows[] and kslots, or the GPU's group table in its own
- * words (group_rows, group_slots). Turning the GPU's table into kslots
- * first was a pass of its own that wrote 56 MB for 1M groups, which
- * groups out then read again: 1.7-2.0 ms on a 16-core H200 host, beside
- * 0.3 ms for pass 1 and 5.6-6.7 ms for pass 2. */
+ * words (group_reader). Turning the GPU's table into kslots first was a
+ * pass of its own that wrote 56 MB for 1M groups, which groups out then
+ * read again: 1.7-2.0 ms on a 16-core H200 host, beside 0.3 ms for pass 1
+ * and 5.6-6.7 ms for pass 2. Deciding each aggregate's reading once
+ * (agg_read) and the column-by-column light pass 2 took q3's shape from
+ * 400 to 134 instructions per group out of kslots, and from 464 to 161 out
+ * of the GPU's words (callgrind, both passes). */
 
 /* Groups per chunk; $ELOHIM_SQL_OUT_GROUPS lowers it so that tests cut
  * small tables into many chunks. */
@@ -1139,9 +1199,12 @@ typedef struct {
     const sql_plan *p;
     const kernel_job *j;
     kernel_out *o;
+    group_reader r;
     const out_col *cols;    /* [p->nout] */
+    const sql_column *key_col[SQL_MAX_KEYS]; /* key_columns */
     int light;              /* pass 1 only counts rows and key text */
-    int key_text;           /* some output is a text key */
+    int ntext_outs;         /* outputs that are text keys, */
+    int text_outs[SQL_MAX_ITEMS]; /* their indexes */
     int fill;               /* pass 2 */
     int64_t chunk_groups;
     out_chunk *chunks;
@@ -1150,42 +1213,83 @@ typedef struct {
     char *text;             /* pass 2: the text block */
 } out_ctx;
 
+/* Copies `len` bytes of text and a NUL to dst; short keys (most are)
+ * without a call. */
+static inline void copy_text(char *dst, const char *src, uint32_t len)
+{
+    if (len >= 8 && len <= 16) {
+        uint64_t lo, hi; /* two overlapping 8-byte moves */
+        memcpy(&lo, src, 8);
+        memcpy(&hi, src + len - 8, 8);
+        memcpy(dst, &lo, 8);
+        memcpy(dst + len - 8, &hi, 8);
+    } else if (len < 8) {
+        for (uint32_t i = 0; i < len; i++)
+            dst[i] = src[i];
+    } else {
+        memcpy(dst, src, len);
+    }
+    dst[len] = '\0';
+}
+
 /* Pass 1 over groups [g0, g1) of chunk `ch`. */
 static void out_count(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
 {
     const sql_plan *p = x->p;
     const kernel_job *j = x->j;
-    kernel_out *o = x->o;
-    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
-    ectx c = {.t = p->t, .keys = keys, .aggs = aggs};
+    const group_reader *r = &x->r;
+    const row_counts rc = r->rows;
+    const int nout = p->nout;
     int64_t id[SQL_MAX_KEYS], rows = 0, text = 0;
     group_ids(j, g0, id);
-    for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
-        int64_t n = group_rows(o, g);
-        if (!n)
-            continue;
-        if (x->light && !x->key_text) {
-            rows++;
-            continue;
+    if (x->light) {
+        /* outputs are keys and aggregates: the text is the keys'; with
+         * one key its id is the group's */
+        const int ntext = x->ntext_outs, nkeys = j->nkeys;
+        int key[SQL_MAX_ITEMS];
+        const uint32_t *dict_len[SQL_MAX_ITEMS];
+        for (int t = 0; t < ntext; t++) {
+            key[t] = x->cols[x->text_outs[t]].slot;
+            dict_len[t] = x->key_col[key[t]]->dict_len;
         }
-        group_keys(p, j, id, keys);
-        if (!x->light) {
-            if (group_aggs(j, o, g, n, aggs)) {
-                ch->stop = 1;
-                return;
-            }
-            if (p->having) {
-                sv h;
-                int tv;
-                if (eval(&c, p->having, &h) < 0 || truth(&c, &h, &tv) < 0)
-                    goto fail;
-                if (tv != 1) {
-                    group_drop(o, g);
-                    continue;
+        for (int64_t g = g0; g < g1; g++) {
+            if (group_rows(rc, g)) {
+                rows++;
+                for (int t = 0; t < ntext; t++) {
+                    int64_t kid = nkeys == 1 ? g : id[key[t]];
+                    if (kid)
+                        text += (int64_t)dict_len[t][kid - 1] + 1;
                 }
             }
+            if (nkeys > 1)
+                group_ids_next(j, id);
         }
-        for (int i = 0; i < p->nout; i++) {
+        ch->rows = rows;
+        ch->text = text;
+        return;
+    }
+    sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
+    ectx c = {.t = p->t, .keys = keys, .aggs = aggs};
+    for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
+        int64_t n = group_rows(rc, g);
+        if (!n)
+            continue;
+        group_keys(x->key_col, j, id, keys);
+        if (group_aggs(r, g, n, aggs)) {
+            ch->stop = 1;
+            return;
+        }
+        if (p->having) {
+            sv h;
+            int tv;
+            if (eval(&c, p->having, &h) < 0 || truth(&c, &h, &tv) < 0)
+                goto fail;
+            if (tv != 1) {
+                group_drop(rc, g);
+                continue;
+            }
+        }
+        for (int i = 0; i < nout; i++) {
             const out_col *oc = &x->cols[i];
             sv v;
             if (oc->kind == OUT_AGG)
@@ -1210,46 +1314,156 @@ fail:
     ch->why = c.why;
 }
 
+/* Light pass 2 works column by column over batches of this many
+ * non-empty groups: one loop per output, whose kind is decided once. */
+#define OUT_BATCH 256
+
+/* Aggregate a of the nb groups sel[] (rows[] rows each) into v[0],
+ * v[stride], ...; 1 when a sum needs the interpreter (agg_value). */
+static int agg_column(const group_reader *r, int a, const int64_t *sel, const int64_t *rows, int nb,
+                      sv *v, int stride)
+{
+    const agg_read d = r->agg[a];
+    if (!r->W) {
+        const int A = r->naggs;
+        const kslot *st = r->o->st + a;
+        for (int b = 0; b < nb; b++, v += stride) {
+            const kslot *x = &st[sel[b] * A];
+            if (agg_value(d.how, rows[b], x->cnt, x->a, x->b, v))
+                return 1;
+        }
+        return 0;
+    }
+    const int64_t *words = r->o->words, base = r->pack_base;
+    const int64_t W = r->W;
+    for (int b = 0; b < nb; b++, v += stride) {
+        const int64_t *w = words + sel[b] * W;
+        int64_t cnt = d.cnt_off >= 0 ? w[d.cnt_off] : rows[b];
+        int64_t val = d.val_off >= 0 ? w[d.val_off] : 0;
+        if (d.packed) /* offsets + rows * base: no overflow (the job's bound) */
+            val = (int64_t)(((uint64_t)w[0] & 0xffffffffu) + (uint64_t)rows[b] * (uint64_t)base);
+        else if (d.how == AR_RMINMAX)
+            val = elo__sql_ordered(val, 1);
+        if (agg_value(d.how, rows[b], cnt, val, 0, v))
+            return 1;
+    }
+    return 0;
+}
+
+/* Pass 2 in light mode: every output is a key or an aggregate, and only
+ * text keys carry text. Per batch: the non-empty groups and their key
+ * ids, then each output's column of cells. */
+static void out_fill_light(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
+{
+    const kernel_job *j = x->j;
+    const row_counts rc = x->r.rows;
+    const int nout = x->p->nout, nkeys = j->nkeys;
+    int64_t id[SQL_MAX_KEYS], sel[OUT_BATCH], rows[OUT_BATCH], ids[SQL_MAX_KEYS][OUT_BATCH];
+    group_ids(j, g0, id);
+    sv *dst = x->cells + ch->rows * nout;
+    char *text = x->text ? x->text + ch->text : NULL;
+    for (int64_t g = g0; g < g1;) {
+        int nb = 0;
+        if (nkeys == 1) { /* the key's id is the group's */
+            for (; g < g1 && nb < OUT_BATCH; g++) {
+                int64_t n = group_rows(rc, g);
+                sel[nb] = ids[0][nb] = g;
+                rows[nb] = n;
+                nb += n != 0;
+            }
+        } else {
+            for (; g < g1 && nb < OUT_BATCH; g++, group_ids_next(j, id)) {
+                int64_t n = group_rows(rc, g);
+                if (!n)
+                    continue;
+                sel[nb] = g;
+                rows[nb] = n;
+                for (int k = 0; k < nkeys; k++)
+                    ids[k][nb] = id[k];
+                nb++;
+            }
+        }
+        for (int i = 0; i < nout; i++) {
+            const out_col *oc = &x->cols[i];
+            sv *v = dst + i;
+            if (oc->kind == OUT_AGG) {
+                if (agg_column(&x->r, oc->slot, sel, rows, nb, v, nout)) {
+                    ch->stop = 1;
+                    return;
+                }
+                continue;
+            }
+            const sql_column *col = x->key_col[oc->slot];
+            const int64_t *kid = ids[oc->slot];
+            if (col->has_text) {
+                for (int b = 0; b < nb; b++, v += nout) {
+                    if (!kid[b]) {
+                        *v = (sv){.t = SV_NULL};
+                        continue;
+                    }
+                    uint32_t len = col->dict_len[kid[b] - 1];
+                    copy_text(text, col->dict[kid[b] - 1], len);
+                    *v = (sv){.t = SV_TEXT, .len = len, .s = text};
+                    text += len + 1;
+                }
+            } else {
+                uint64_t base = (uint64_t)j->key_base[oc->slot] - 1u;
+                for (int b = 0; b < nb; b++, v += nout)
+                    *v = kid[b] ? (sv){.t = SV_INT, .i = (int64_t)((uint64_t)kid[b] + base)}
+                                : (sv){.t = SV_NULL};
+            }
+        }
+        dst += (int64_t)nb * nout;
+    }
+}
+
 /* Pass 2 over groups [g0, g1) of chunk `ch`: its rows from ch->rows on,
  * its text from ch->text on. Fails only where pass 1 would have, which in
  * light mode is a sum reaching 2^53. */
 static void out_fill(const out_ctx *x, out_chunk *ch, int64_t g0, int64_t g1)
 {
+    if (x->light) {
+        out_fill_light(x, ch, g0, g1);
+        return;
+    }
     const sql_plan *p = x->p;
     const kernel_job *j = x->j;
-    const kernel_out *o = x->o;
+    const group_reader *r = &x->r;
+    const row_counts rc = r->rows;
+    const out_col *cols = x->cols;
+    const int nout = p->nout;
     sv keys[SQL_MAX_KEYS], aggs[SQL_MAX_AGGS];
     ectx c = {.t = p->t, .keys = keys, .aggs = aggs};
     int64_t id[SQL_MAX_KEYS];
     group_ids(j, g0, id);
-    sv *dst = x->cells + ch->rows * p->nout;
+    sv *dst = x->cells + ch->rows * nout;
     char *text = x->text ? x->text + ch->text : NULL;
     for (int64_t g = g0; g < g1; g++, group_ids_next(j, id)) {
-        int64_t n = group_rows(o, g);
+        int64_t n = group_rows(rc, g);
         if (!n)
             continue;
-        group_keys(p, j, id, keys);
-        if (group_aggs(j, o, g, n, aggs)) {
+        group_keys(x->key_col, j, id, keys);
+        if (group_aggs(r, g, n, aggs)) {
             ch->stop = 1;
             return;
         }
-        for (int i = 0; i < p->nout; i++) {
-            const out_col *oc = &x->cols[i];
-            sv *v = &dst[i];
-            if (oc->kind == OUT_KEY)
-                *v = keys[oc->slot];
-            else if (oc->kind == OUT_AGG)
-                *v = aggs[oc->slot];
-            else if (eval(&c, p->out[oc->slot], v) < 0)
+        for (int i = 0; i < nout; i++) {
+            sv v;
+            if (cols[i].kind == OUT_KEY)
+                v = keys[cols[i].slot];
+            else if (cols[i].kind == OUT_AGG)
+                v = aggs[cols[i].slot];
+            else if (eval(&c, p->out[cols[i].slot], &v) < 0)
                 goto fail;
-            if (v->t == SV_TEXT) {
-                memcpy(text, v->s, v->len);
-                text[v->len] = '\0';
-                v->s = text;
-                text += v->len + 1;
+            if (v.t == SV_TEXT) {
+                memcpy(text, v.s, v.len);
+                text[v.len] = '\0';
+                v.s = text;
+                text += v.len + 1;
             }
+            dst[i] = v;
         }
-        dst += p->nout;
+        dst += nout;
     }
     return;
 fail:
@@ -1301,7 +1515,7 @@ static int groups_to_result(const sql_plan *p, const kernel_job *j, kernel_out *
     for (int i = 0; i < p->nout; i++) {
         const expr *e = p->out[i];
         if (e->kind == E_KEYREF && p->t->cols[p->keys[e->col]->col].has_text)
-            x.key_text = 1;
+            x.text_outs[x.ntext_outs++] = i;
         if (e->kind == E_KEYREF) cols[i] = (out_col){OUT_KEY, e->col};
         else if (e->kind == E_AGGREF) cols[i] = (out_col){OUT_AGG, e->col};
         else cols[i] = (out_col){OUT_EVAL, i};
@@ -1309,6 +1523,8 @@ static int groups_to_result(const sql_plan *p, const kernel_job *j, kernel_out *
             x.light = 0;
     }
     x.cols = cols;
+    key_columns(p, j, x.key_col);
+    group_reader_init(&x.r, j, o);
     elo_pool_run(elo_pool_global(), out_task, &x, (int)nchunks);
     if ((rc = out_stopped(&x, nchunks, c)) != 0)
         goto done;
