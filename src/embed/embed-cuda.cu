@@ -751,24 +751,6 @@ __device__ __forceinline__ float gelu_erf(float v)
     return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
 }
 
-/* The same to ~1e-7 for outputs rounded to 16 bits: erf by Abramowitz and
- * Stegun 7.1.26 (|error| <= 1.5e-7), branch-free (one reciprocal, one
- * exp); erff's two-range polynomial made the bias+GELU pass issue-bound
- * (80 us for 200 MB on an H200). */
-__device__ __forceinline__ float gelu_erf_fast(float v)
-{
-    float z = fabsf(v) * 0.70710678118654752f;
-    float t = __frcp_rn(fmaf(0.3275911f, z, 1.0f));
-    float poly = t * fmaf(t, fmaf(t, fmaf(t, fmaf(t, 1.061405429f, -1.453152027f), 1.421413741f),
-                                  -0.284496736f),
-                          0.254829592f);
-    float erf_abs = 1.0f - poly * __expf(-z * z);
-    return 0.5f * v * (1.0f + copysignf(erf_abs, v));
-}
-
-template <typename CT> __device__ __forceinline__ float gelu_for(float v) { return gelu_erf_fast(v); }
-template <> __device__ __forceinline__ float gelu_for<float>(float v) { return gelu_erf(v); }
-
 /* Two values at a time (I even): half the load and store instructions. */
 template <typename CT> struct pair_of;
 template <> struct pair_of<float> {
@@ -821,7 +803,7 @@ __global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t nv)
         CT *e = (CT *)&u;
 #pragma unroll
         for (int k = 0; k < V; k++)
-            e[k] = from_f32<CT>(gelu_for<CT>(to_f32(e[k]) + bias[c + k]));
+            e[k] = from_f32<CT>(gelu_erf(to_f32(e[k]) + bias[c + k]));
         ((uint4 *)io)[i] = u;
     }
 }
