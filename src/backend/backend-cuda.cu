@@ -189,7 +189,9 @@ static cudaDataType cuda_type(elo_dtype t)
  * is being captured, where the first candidate is taken) and keep the
  * fastest in a small per-shape table. Shapes beyond the table, and any
  * cuBLASLt failure, fall back to cublasGemmEx. ELOHIM_CUBLASLT=0 turns it
- * off (A/B measurements). */
+ * off (A/B measurements). Like the rest of this backend (one stream, one
+ * cuBLAS handle) the table expects one calling thread at a time; the plans
+ * and the workspace live as long as the process. */
 static int load_lt(cuda_ctx *c)
 {
     if (c->lt_ready)
