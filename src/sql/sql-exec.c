@@ -15,6 +15,7 @@
 #include "sql-impl.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1559,15 +1560,23 @@ done:
  * plan has nothing left to do to them (no DISTINCT, ORDER BY, LIMIT or
  * OFFSET). Returns 0, -1 with c->why, or 1 when an integer sum needs the
  * interpreter (b and direct then hold no new rows). */
+/* The CUDA kernel's device scratch and the pinned table it copies back are
+ * process-wide (sql-cuda.cu), and groups out reads that table after the
+ * kernel returns: one CUDA group-aggregate at a time, from the kernel to
+ * the end of groups out, whichever elo_sql handle or thread runs it. */
+static pthread_mutex_t g_cuda_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *c, rowbuf *b,
                       elo_sql_result *direct, int *used_device)
 {
     int64_t G = j->ngroups, A = j->naggs ? j->naggs : 1;
     kernel_out o;
     memset(&o, 0, sizeof o);
-    int rc = ELO_OK, on_cpu = 1;
+    int rc = ELO_OK, on_cpu = 1, locked = 0;
     double t_start = elo_time_sec();
     if (dev && dev->kind == ELO_DEVICE_CUDA && elo_sql_cuda_group_aggregate) {
+        pthread_mutex_lock(&g_cuda_lock);
+        locked = 1;
         /* swap host column pointers for their resident device copies */
         kernel_job dj = *j;
         sql_table *t = p->t;
@@ -1645,6 +1654,8 @@ static int kernel_run(const sql_plan *p, kernel_job *j, elo_backend *dev, ectx *
               *used_device == ELO_DEVICE_CUDA ? "cuda" : "cpu", (t_kernel - t_start) * 1e3,
               (long long)j->nrows, (long long)G, (elo_time_sec() - t_kernel) * 1e3);
 done:
+    if (locked)
+        pthread_mutex_unlock(&g_cuda_lock);
     return rc;
 }
 
