@@ -70,6 +70,10 @@ typedef struct {
     int batch;                   /* 0 or 1: a single GEMM */
     int64_t stride_a, stride_b, stride_c;
     int allow_tf32;              /* f32 inputs may use TF32 tensor cores */
+    int tune;                    /* CUDA, half inputs, single GEMM: time
+                                    cuBLASLt's candidates on the first call
+                                    of this shape and keep the fastest (for
+                                    callers with few, recurring shapes) */
 } elo_gemm;
 
 /* Information about a GPU, from the CUDA runtime. */

@@ -183,12 +183,15 @@ static cudaDataType cuda_type(elo_dtype t)
  * encoder's shapes (32768 x {1152, 384, 1536} x {384, 1536}, f16 in) an
  * H200 ran the best of cuBLASLt's candidates 20-30 % faster (QKV with f16
  * output: 0.041 vs 0.053 ms). So a single (not batched) GEMM with half
- * inputs goes through cuBLASLt: on the first call of a shape we ask for up
+ * inputs whose caller asks for it (elo_gemm.tune: the embedder, whose
+ * shapes recur; not the vector store, whose row counts change with every
+ * add) goes through cuBLASLt: on the first call of a shape we ask for up
  * to LT_ALGOS candidates (32 MiB workspace), time each on the call's own
  * operands (beta = 0 only, so C may be overwritten; not while a CUDA graph
  * is being captured, where the first candidate is taken) and keep the
  * fastest in a small per-shape table. Shapes beyond the table, and any
- * cuBLASLt failure, fall back to cublasGemmEx. ELOHIM_CUBLASLT=0 turns it
+ * cuBLASLt failure (also operands not 256-byte aligned, the alignment
+ * the candidates are chosen for), fall back to cublasGemmEx. ELOHIM_CUBLASLT=0 turns it
  * off (A/B measurements). Like the rest of this backend (one stream, one
  * cuBLAS handle) the table expects one calling thread at a time; the plans
  * and the workspace live as long as the process. */
@@ -330,7 +333,8 @@ static void lt_plan_new(cuda_ctx *c, lt_plan *p, const elo_gemm *g)
 /* Runs g through cuBLASLt: 0 done, 1 not taken (use GemmEx), <0 error. */
 static int lt_gemm(cuda_ctx *c, const elo_gemm *g)
 {
-    if (g->batch > 1 || g->in_type == ELO_DTYPE_F32 || !load_lt(c))
+    if (!g->tune || g->batch > 1 || g->in_type == ELO_DTYPE_F32 ||
+        ((uintptr_t)g->a | (uintptr_t)g->b | (uintptr_t)g->c) % 256 != 0 || !load_lt(c))
         return 1;
     lt_plan *p = NULL;
     for (int i = 0; i < c->nplans && !p; i++) {
@@ -351,8 +355,10 @@ static int lt_gemm(cuda_ctx *c, const elo_gemm *g)
     cublasStatus_t st = c->lt_matmul(c->lt, p->desc, &g->alpha, g->b, p->la, g->a, p->lb,
                                      &g->beta, g->c, p->lc, g->c, p->lc, &p->algo, c->lt_ws,
                                      LT_WORKSPACE, c->stream);
-    if (st != CUBLAS_STATUS_SUCCESS)
-        return elo_seterr(ELO_DEVICE, "cuBLASLt GEMM failed (status %d)", (int)st);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        p->usable = 0; /* cublasGemmEx from now on for this shape */
+        return 1;
+    }
     elo_backend_count_op("gemm");
     return 0;
 }

@@ -1219,6 +1219,7 @@ static int gemm_to(cuda_embed *c, int trans_b, int m, int n, int k, const void *
     g.stride_b = sb;
     g.stride_c = sc;
     g.allow_tf32 = 0;
+    g.tune = 1; /* a few shapes per bucket size, recurring */
     return elo_backend_gemm(c->b, &g);
 }
 
