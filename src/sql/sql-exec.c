@@ -1060,34 +1060,49 @@ static inline int agg_value(int how, int64_t rows, int64_t cnt, int64_t a, int64
     }
 }
 
-/* Finalises the aggregates of group g, which has `rows` rows, into aggs[]
- * (numbers or NULL, never text), reading the CPU kernel's kslots or the
- * GPU's words: there a sum is whole (no part kept apart) in one word, or
- * packed (low 32 bits of word 0 + rows * base), a real sum has no
- * compensation term, a MIN/MAX is its ordered image. Returns 1, aggs[]
- * then incomplete, when an integer sum needs the interpreter (agg_value). */
-static int group_aggs(const group_reader *r, int64_t g, int64_t rows, sv *aggs)
+/* Aggregate a of the nb groups sel[] (rows[] rows each) into v[0],
+ * v[stride], ..., reading the CPU kernel's kslots or the GPU's words:
+ * there a sum is whole (no part kept apart) in one word, or packed (low 32
+ * bits of word 0 + rows * base), a real sum has no compensation term, a
+ * MIN/MAX is its ordered image. Returns 1, the cells then incomplete, when
+ * an integer sum needs the interpreter (agg_value). */
+static int agg_column(const group_reader *r, int a, const int64_t *sel, const int64_t *rows, int nb,
+                      sv *v, int stride)
 {
-    const int A = r->naggs;
+    const agg_read d = r->agg[a];
     if (!r->W) {
-        const kslot *st = r->o->st + g * A;
-        for (int a = 0; a < A; a++)
-            if (agg_value(r->agg[a].how, rows, st[a].cnt, st[a].a, st[a].b, &aggs[a]))
+        const int A = r->naggs;
+        const kslot *st = r->o->st + a;
+        for (int b = 0; b < nb; b++, v += stride) {
+            const kslot *x = &st[sel[b] * A];
+            if (agg_value(d.how, rows[b], x->cnt, x->a, x->b, v))
                 return 1;
+        }
         return 0;
     }
-    const int64_t *w = r->o->words + g * r->W;
-    for (int a = 0; a < A; a++) {
-        const agg_read *d = &r->agg[a];
-        int64_t cnt = d->cnt_off >= 0 ? w[d->cnt_off] : rows;
-        int64_t val = d->val_off >= 0 ? w[d->val_off] : 0;
-        if (d->packed) /* offsets + rows * base: no overflow (the job's bound) */
-            val = (int64_t)(((uint64_t)w[0] & 0xffffffffu) + (uint64_t)rows * (uint64_t)r->pack_base);
-        else if (d->how == AR_RMINMAX)
+    const int64_t *words = r->o->words, base = r->pack_base;
+    const int64_t W = r->W;
+    for (int b = 0; b < nb; b++, v += stride) {
+        const int64_t *w = words + sel[b] * W;
+        int64_t cnt = d.cnt_off >= 0 ? w[d.cnt_off] : rows[b];
+        int64_t val = d.val_off >= 0 ? w[d.val_off] : 0;
+        if (d.packed) /* offsets + rows * base: no overflow (the job's bound) */
+            val = (int64_t)(((uint64_t)w[0] & 0xffffffffu) + (uint64_t)rows[b] * (uint64_t)base);
+        else if (d.how == AR_RMINMAX)
             val = elo__sql_ordered(val, 1);
-        if (agg_value(d->how, rows, cnt, val, 0, &aggs[a]))
+        if (agg_value(d.how, rows[b], cnt, val, 0, v))
             return 1;
     }
+    return 0;
+}
+
+/* Finalises the aggregates of group g, which has `rows` rows, into aggs[]
+ * (numbers or NULL, never text); 1 as agg_column. */
+static int group_aggs(const group_reader *r, int64_t g, int64_t rows, sv *aggs)
+{
+    for (int a = 0; a < r->naggs; a++)
+        if (agg_column(r, a, &g, &rows, 1, &aggs[a], 1))
+            return 1;
     return 0;
 }
 
@@ -1318,38 +1333,6 @@ fail:
 /* Light pass 2 works column by column over batches of this many
  * non-empty groups: one loop per output, whose kind is decided once. */
 #define OUT_BATCH 256
-
-/* Aggregate a of the nb groups sel[] (rows[] rows each) into v[0],
- * v[stride], ...; 1 when a sum needs the interpreter (agg_value). */
-static int agg_column(const group_reader *r, int a, const int64_t *sel, const int64_t *rows, int nb,
-                      sv *v, int stride)
-{
-    const agg_read d = r->agg[a];
-    if (!r->W) {
-        const int A = r->naggs;
-        const kslot *st = r->o->st + a;
-        for (int b = 0; b < nb; b++, v += stride) {
-            const kslot *x = &st[sel[b] * A];
-            if (agg_value(d.how, rows[b], x->cnt, x->a, x->b, v))
-                return 1;
-        }
-        return 0;
-    }
-    const int64_t *words = r->o->words, base = r->pack_base;
-    const int64_t W = r->W;
-    for (int b = 0; b < nb; b++, v += stride) {
-        const int64_t *w = words + sel[b] * W;
-        int64_t cnt = d.cnt_off >= 0 ? w[d.cnt_off] : rows[b];
-        int64_t val = d.val_off >= 0 ? w[d.val_off] : 0;
-        if (d.packed) /* offsets + rows * base: no overflow (the job's bound) */
-            val = (int64_t)(((uint64_t)w[0] & 0xffffffffu) + (uint64_t)rows[b] * (uint64_t)base);
-        else if (d.how == AR_RMINMAX)
-            val = elo__sql_ordered(val, 1);
-        if (agg_value(d.how, rows[b], cnt, val, 0, v))
-            return 1;
-    }
-    return 0;
-}
 
 /* Pass 2 in light mode: every output is a key or an aggregate, and only
  * text keys carry text. Per batch: the non-empty groups and their key
