@@ -189,10 +189,10 @@ static cudaDataType cuda_type(elo_dtype t)
  * to LT_ALGOS candidates (32 MiB workspace), time each on the call's own
  * operands (beta = 0 only, so C may be overwritten; not while a CUDA graph
  * is being captured, where the first candidate is taken) and keep the
- * fastest in a small per-shape table. Shapes beyond the table, and any
- * cuBLASLt failure (also operands not 256-byte aligned, the alignment
- * the candidates are chosen for), fall back to cublasGemmEx. ELOHIM_CUBLASLT=0 turns it
- * off (A/B measurements). Like the rest of this backend (one stream, one
+ * fastest in a small per-shape table. Shapes beyond the table, operands
+ * not 256-byte aligned (the alignment the candidates are chosen for) and
+ * any cuBLASLt failure fall back to cublasGemmEx. ELOHIM_CUBLASLT=0 turns
+ * it off (A/B measurements). Like the rest of this backend (one stream, one
  * cuBLAS handle) the table expects one calling thread at a time; the plans
  * and the workspace live as long as the process. */
 static int load_lt(cuda_ctx *c)
@@ -330,7 +330,7 @@ static void lt_plan_new(cuda_ctx *c, lt_plan *p, const elo_gemm *g)
     p->usable = 1;
 }
 
-/* Runs g through cuBLASLt: 0 done, 1 not taken (use GemmEx), <0 error. */
+/* Runs g through cuBLASLt: 0 done, 1 not taken (use GemmEx). */
 static int lt_gemm(cuda_ctx *c, const elo_gemm *g)
 {
     if (!g->tune || g->batch > 1 || g->in_type == ELO_DTYPE_F32 ||
@@ -371,8 +371,8 @@ static int cuda_gemm(elo_backend *b, const elo_gemm *g)
     int rc = load_cublas(c);
     if (rc < 0)
         return rc;
-    if ((rc = lt_gemm(c, g)) <= 0)
-        return rc;
+    if (lt_gemm(c, g) == 0)
+        return ELO_OK;
     cublasOperation_t ta = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
