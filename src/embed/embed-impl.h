@@ -51,6 +51,13 @@ const elo__st_tensor *elo__safetensors_find(const elo__safetensors *st, const ch
 size_t elo__st_dtype_size(elo__st_dtype t);
 const char *elo__st_dtype_name(elo__st_dtype t);
 
+/* ---- tokenizer ----------------------------------------------------------- */
+
+/* on: elo_tokenizer_encode() takes the general path for every character
+ * (no ASCII table, the plain WordPiece search), which the fast path must
+ * match id for id. For tests; not thread-safe against concurrent encodes. */
+void elo__tokenizer_set_general(elo_tokenizer *t, int on);
+
 /* ---- model JSON -------------------------------------------------------- */
 
 /* Fills the config part of `info` from config.json text (BERT fields,

@@ -12,7 +12,17 @@
  * WordPiece ("##" continuations, [UNK] for the whole word when a piece is
  * missing or the word is over max_chars_per_word characters). The pass
  * stops as soon as the truncation length is reached, so work and memory do
- * not grow with the text. */
+ * not grow with the text.
+ *
+ * Two paths give the same ids. The general path does the above for every
+ * character. The fast path (the default) reads each ASCII byte through a
+ * 128-entry table built once per tokenizer from the general path's own
+ * class functions and options (drop, space, punctuation word with its id,
+ * or word byte already lowercased), and runs WordPiece with one hashing
+ * pass per piece start instead of one per candidate; non-ASCII characters
+ * and bytes that may start a special token go through the general path's
+ * step. elo__tokenizer_set_general() forces the general path, so tests can
+ * compare the two. */
 #include "embed-impl.h"
 
 #include <jansson.h>
@@ -32,12 +42,26 @@ typedef struct {
     int32_t id;
 } special_token;
 
+typedef struct {
+    uint32_t hash;              /* hash_bytes() of the token: most misses stop here */
+    int32_t id;                 /* -1: empty */
+} vocab_slot;
+
+/* What the fast path does with one ASCII byte. */
+enum { ASCII_GENERAL, ASCII_DROP, ASCII_SPACE, ASCII_PUNCT, ASCII_WORD };
+typedef struct {
+    uint8_t kind;               /* ASCII_* */
+    char c;                     /* ASCII_WORD: the byte to append (lowercased) */
+    int8_t cased;               /* lowercase_input: -1 case-ignorable, else is_cased() */
+    int32_t id;                 /* ASCII_PUNCT: the id of the one-character word */
+} ascii_action;
+
 struct elo_tokenizer {
     elo_tokenizer_options o;
     char **tokens;              /* id -> token (NULL for unused ids) */
     uint32_t *token_len;
     int vocab_size;
-    int32_t *table;             /* open addressing: ids, -1 empty */
+    vocab_slot *table;          /* open addressing on hash_bytes() */
     uint32_t mask;
     special_token *specials;    /* longest first */
     int special_count;
@@ -46,8 +70,13 @@ struct elo_tokenizer {
     size_t max_token_bytes;
     char prefix[16];            /* continuing subword prefix, "##" */
     size_t prefix_len;
+    uint64_t prefix_state;      /* fnv_add() state after the prefix */
+    ascii_action ascii[128];    /* the fast path's table (tok_prepare) */
+    int general_only;           /* tests: never take the fast path */
     elo_arena *arena;
 };
+
+static void tok_prepare(elo_tokenizer *t);
 
 void elo_tokenizer_options_default(elo_tokenizer_options *o)
 {
@@ -59,7 +88,13 @@ void elo_tokenizer_options_default(elo_tokenizer_options *o)
     o->lowercase_input = 0;
 }
 
-void elo_tokenizer_set_lowercase_input(elo_tokenizer *t, int on) { t->o.lowercase_input = on; }
+void elo_tokenizer_set_lowercase_input(elo_tokenizer *t, int on)
+{
+    t->o.lowercase_input = on;
+    tok_prepare(t);
+}
+
+void elo__tokenizer_set_general(elo_tokenizer *t, int on) { t->general_only = on; }
 
 void elo_tokenizer_free(elo_tokenizer *t)
 {
@@ -80,23 +115,40 @@ const char *elo_tokenizer_token(const elo_tokenizer *t, int32_t id)
     return id >= 0 && id < t->vocab_size ? t->tokens[id] : NULL;
 }
 
-static uint32_t hash_bytes(const char *s, size_t n)
+/* FNV-1a, folded to 32 bits. It runs left to right, so the hashes of all
+ * prefixes of a string come out of one pass (the fast WordPiece uses that). */
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
 {
-    uint64_t h = elo_hash64(s, n);
-    return (uint32_t)(h ^ (h >> 32));
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
+    return h;
+}
+
+static uint32_t fnv_fold(uint64_t h) { return (uint32_t)(h ^ (h >> 32)); }
+
+static uint32_t hash_bytes(const char *s, size_t n) { return fnv_fold(fnv_add(FNV_OFFSET, s, n)); }
+
+/* The id of the token pre[0..pre_len) + s[0..n), whose hash_bytes() is
+ * `h`; -1 when absent. */
+static int32_t lookup_hashed(const elo_tokenizer *t, uint32_t h, const char *pre, size_t pre_len,
+                             const char *s, size_t n)
+{
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        int32_t id = t->table[i].id;
+        if (id < 0)
+            return -1;
+        if (t->table[i].hash == h && t->token_len[id] == pre_len + n &&
+            !memcmp(t->tokens[id], pre, pre_len) && !memcmp(t->tokens[id] + pre_len, s, n))
+            return id;
+    }
 }
 
 static int32_t lookup(const elo_tokenizer *t, const char *s, size_t n)
 {
-    uint32_t i = hash_bytes(s, n) & t->mask;
-    for (;;) {
-        int32_t id = t->table[i];
-        if (id < 0)
-            return -1;
-        if (t->token_len[id] == n && !memcmp(t->tokens[id], s, n))
-            return id;
-        i = (i + 1) & t->mask;
-    }
+    return lookup_hashed(t, hash_bytes(s, n), "", 0, s, n);
 }
 
 int32_t elo_tokenizer_lookup(const elo_tokenizer *t, const char *token)
@@ -149,10 +201,10 @@ static int tok_index(elo_tokenizer *t)
     for (int32_t id = 0; id < t->vocab_size; id++) {
         if (!t->tokens[id] || lookup(t, t->tokens[id], t->token_len[id]) >= 0)
             continue;
-        uint32_t i = hash_bytes(t->tokens[id], t->token_len[id]) & t->mask;
-        while (t->table[i] >= 0)
+        uint32_t h = hash_bytes(t->tokens[id], t->token_len[id]), i = h & t->mask;
+        while (t->table[i].id >= 0)
             i = (i + 1) & t->mask;
-        t->table[i] = id;
+        t->table[i] = (vocab_slot){h, id};
     }
     return ELO_OK;
 }
@@ -247,6 +299,7 @@ int elo_tokenizer_from_vocab(const char *name, const char *text, size_t len,
     for (size_t i = 0; i < ELO_ARRAY_LEN(specials); i++)
         if ((rc = add_special(t, specials[i], lookup(t, specials[i], strlen(specials[i])))) < 0)
             goto fail;
+    tok_prepare(t);
     *out = t;
     return ELO_OK;
 fail:
@@ -382,6 +435,7 @@ out:
         elo_tokenizer_free(t);
         return rc;
     }
+    tok_prepare(t);
     *out = t;
     return ELO_OK;
 }
@@ -566,6 +620,8 @@ typedef struct {
     char word[MAX_WORD_CHARS_CAP * 4 + 8];
     size_t word_bytes;
     int word_chars;
+    int prev_cased;             /* lowercase_input: Final_Sigma context */
+    uint32_t piece_hash[MAX_WORD_CHARS_CAP * 4 + 9]; /* wordpiece_fast() scratch */
 } enc_state;
 
 static void push(enc_state *s, int32_t id)
@@ -574,23 +630,14 @@ static void push(enc_state *s, int32_t id)
         s->ids[s->count++] = id;
 }
 
-static void flush_word(enc_state *s)
+/* Greedy longest-match-first WordPiece over w[0..n): writes the piece ids
+ * to `pieces` and returns their count, or -1 when a piece is missing. The
+ * general path's version: each candidate is copied behind the prefix and
+ * hashed whole. */
+static int wordpiece_general(const elo_tokenizer *t, const char *w, size_t n, int32_t *pieces)
 {
-    const elo_tokenizer *t = s->t;
-    if (s->word_chars == 0)
-        return;
-    int chars = s->word_chars;
-    size_t n = s->word_bytes;
-    s->word_chars = 0;
-    s->word_bytes = 0;
-    if (chars > t->o.max_chars_per_word) {
-        push(s, t->unk);
-        return;
-    }
-    int32_t pieces[MAX_WORD_CHARS_CAP];
-    int npieces = 0;
     char key[MAX_WORD_CHARS_CAP * 4 + 32];
-    const char *w = s->word;
+    int npieces = 0;
     size_t start = 0;
     while (start < n) {
         size_t end = n;
@@ -615,12 +662,72 @@ static void flush_word(enc_state *s)
                 end--;
             while (end > start && (w[end] & 0xc0) == 0x80);
         }
-        if (found < 0) {
-            push(s, t->unk);
-            return;
-        }
+        if (found < 0)
+            return -1;
         pieces[npieces++] = found;
         start = end;
+    }
+    return npieces;
+}
+
+/* The same search and result as wordpiece_general(), but one FNV pass from
+ * each piece start gives the hash of every candidate (prefix included), so
+ * a word costs O(length x pieces) bytes hashed instead of O(length^2), and
+ * no key is copied. `hash` has room for n + 1 values. */
+static int wordpiece_fast(const elo_tokenizer *t, const char *w, size_t n, int32_t *pieces,
+                          uint32_t *hash)
+{
+    int npieces = 0;
+    size_t start = 0;
+    while (start < n) {
+        size_t end = n;
+        if (end - start > t->max_token_bytes)
+            end = start + t->max_token_bytes;
+        while (end < n && (w[end] & 0xc0) == 0x80)
+            end--;
+        const char *pre = start > 0 ? t->prefix : "";
+        size_t pre_len = start > 0 ? t->prefix_len : 0;
+        uint64_t h = start > 0 ? t->prefix_state : FNV_OFFSET;
+        for (size_t k = start; k < end; k++) {
+            h = (h ^ (uint8_t)w[k]) * FNV_PRIME;
+            hash[k + 1] = fnv_fold(h);  /* hash of the candidate ending at k + 1 */
+        }
+        int32_t found = -1;
+        while (end > start) {
+            found = lookup_hashed(t, hash[end], pre, pre_len, w + start, end - start);
+            if (found >= 0)
+                break;
+            do
+                end--;
+            while (end > start && (w[end] & 0xc0) == 0x80);
+        }
+        if (found < 0)
+            return -1;
+        pieces[npieces++] = found;
+        start = end;
+    }
+    return npieces;
+}
+
+static void flush_word(enc_state *s)
+{
+    const elo_tokenizer *t = s->t;
+    if (s->word_chars == 0)
+        return;
+    int chars = s->word_chars;
+    size_t n = s->word_bytes;
+    s->word_chars = 0;
+    s->word_bytes = 0;
+    if (chars > t->o.max_chars_per_word) {
+        push(s, t->unk);
+        return;
+    }
+    int32_t pieces[MAX_WORD_CHARS_CAP];
+    int npieces = t->general_only ? wordpiece_general(t, s->word, n, pieces)
+                                  : wordpiece_fast(t, s->word, n, pieces, s->piece_hash);
+    if (npieces < 0) {
+        push(s, t->unk);
+        return;
     }
     for (int i = 0; i < npieces; i++)
         push(s, pieces[i]);
@@ -791,6 +898,136 @@ static int match_special(const elo_tokenizer *t, const char *text, size_t avail)
     return -1;
 }
 
+/* One step of the general path at u[i] (a character boundary): the
+ * special token that starts there, or one character through
+ * lowercase_input's lowering and feed(). Returns the offset after it. */
+static size_t step(enc_state *s, const uint8_t *u, size_t len, size_t i)
+{
+    const elo_tokenizer *t = s->t;
+    int32_t cp;
+    size_t next = i + (size_t)utf8_next(u + i, len - i, &cp);
+    if (!t->o.lowercase_input) {
+        if (t->special_first[u[i]]) {
+            int k = match_special(t, (const char *)u + i, len - i);
+            if (k >= 0) {
+                flush_word(s);
+                push(s, t->specials[k].id);
+                return i + t->specials[k].len;
+            }
+        }
+        feed(s, cp);
+        return next;
+    }
+    int32_t low[2];
+    size_t used;
+    int nl = lower_char(cp, u, len, next, s->prev_cased, low);
+    char first[4];
+    utf8_put(low[0], first);
+    if (t->special_first[(uint8_t)first[0]]) {
+        int k = match_special_lower(t, u, len, i, &used);
+        if (k >= 0) {
+            flush_word(s);
+            push(s, t->specials[k].id);
+            s->prev_cased = 0; /* special tokens hold no letter whose case matters */
+            return i + used;
+        }
+    }
+    if (!is_case_ignorable(cp))
+        s->prev_cased = is_cased(cp);
+    for (int j = 0; j < nl; j++)
+        feed(s, low[j]);
+    return next;
+}
+
+/* Fills t->ascii from the general path's own functions, so that the fast
+ * path does for each ASCII byte exactly what step() would: lowercase_input
+ * lowers it, a byte that may then start a special token stays general,
+ * and the rest is feed()'s cleaning, lowercasing and add_char()'s class.
+ * Run again whenever an option it reads changes. */
+static void tok_prepare(elo_tokenizer *t)
+{
+    const elo_tokenizer_options *o = &t->o;
+    t->prefix_state = fnv_add(FNV_OFFSET, t->prefix, t->prefix_len);
+    for (int32_t b = 0; b < 128; b++) {
+        ascii_action *a = &t->ascii[b];
+        int32_t c = o->lowercase_input && b >= 'A' && b <= 'Z' ? b + 32 : b;
+        a->cased = (int8_t)(is_case_ignorable(b) ? -1 : is_cased(b));
+        a->id = -1;
+        a->c = (char)c;
+        if (t->special_first[c])
+            a->kind = ASCII_GENERAL;
+        else if (o->clean_text && (c < 0x20 || c == 0x7f) && c != '\t' && c != '\n' && c != '\r')
+            a->kind = ASCII_DROP;
+        else {
+            if (o->lowercase && c >= 'A' && c <= 'Z')
+                a->c = (char)(c + 32);
+            if (is_whitespace(a->c)) {
+                a->kind = ASCII_SPACE;
+            } else if (is_punct(a->c)) {
+                a->kind = ASCII_PUNCT;
+                a->id = lookup(t, &a->c, 1); /* a one-character word: itself or [UNK] */
+                if (a->id < 0)
+                    a->id = t->unk;
+            } else {
+                a->kind = ASCII_WORD;
+            }
+        }
+    }
+}
+
+/* The fast path: ASCII bytes through t->ascii, the rest through step(). */
+static void encode_fast(enc_state *s, const uint8_t *u, size_t len)
+{
+    const elo_tokenizer *t = s->t;
+    int max_chars = t->o.max_chars_per_word;
+    size_t i = 0;
+    while (i < len && s->count < s->cap) {
+        if (u[i] >= 0x80 || t->ascii[u[i]].kind == ASCII_GENERAL) {
+            i = step(s, u, len, i);
+            continue;
+        }
+        const ascii_action *a = &t->ascii[u[i++]];
+        if (a->cased >= 0)
+            s->prev_cased = a->cased; /* read only with lowercase_input */
+        switch (a->kind) {
+        case ASCII_WORD:
+            if (s->word_chars <= max_chars)
+                s->word[s->word_bytes++] = a->c;
+            s->word_chars++;
+            break;
+        case ASCII_SPACE:
+            flush_word(s);
+            break;
+        case ASCII_PUNCT:
+            flush_word(s);
+            push(s, a->id);
+            break;
+        default: /* ASCII_DROP */
+            break;
+        }
+    }
+}
+
+/* The offset of the first invalid UTF-8 sequence, or len. Eight ASCII
+ * bytes at a time where it can. */
+static size_t utf8_check(const uint8_t *u, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t chunk;
+        if (len - i >= 8 && (memcpy(&chunk, u + i, 8), !(chunk & 0x8080808080808080ull))) {
+            i += 8;
+            continue;
+        }
+        int32_t cp;
+        int n = utf8_next(u + i, len - i, &cp);
+        if (!n)
+            return i;
+        i += (size_t)n;
+    }
+    return len;
+}
+
 int elo_tokenizer_encode(const elo_tokenizer *t, const char *text, size_t len,
                          int32_t *ids, int max_tokens)
 {
@@ -798,14 +1035,10 @@ int elo_tokenizer_encode(const elo_tokenizer *t, const char *text, size_t len,
         return elo_seterr(ELO_BADINPUT, "max_tokens %d: needs room for [CLS] and [SEP]",
                           max_tokens);
     const uint8_t *u = (const uint8_t *)text;
-    for (size_t i = 0; i < len;) {
-        int32_t cp;
-        int n = utf8_next(u + i, len - i, &cp);
-        if (!n)
-            return elo_seterr(ELO_BADINPUT, "invalid UTF-8 at byte offset %zu (byte 0x%02x)", i,
-                              u[i]);
-        i += (size_t)n;
-    }
+    size_t bad = utf8_check(u, len);
+    if (bad < len)
+        return elo_seterr(ELO_BADINPUT, "invalid UTF-8 at byte offset %zu (byte 0x%02x)", bad,
+                          u[bad]);
     enc_state *s = elo_malloc(sizeof *s);
     if (!s)
         return elo_seterr(ELO_NOMEM, "out of memory");
@@ -815,43 +1048,12 @@ int elo_tokenizer_encode(const elo_tokenizer *t, const char *text, size_t len,
     s->cap = max_tokens - 2;
     s->word_bytes = 0;
     s->word_chars = 0;
-    int prev_cased = 0;
-    for (size_t i = 0; i < len && s->count < s->cap && t->o.lowercase_input;) {
-        int32_t cp, low[2];
-        size_t used;
-        int n = utf8_next(u + i, len - i, &cp);
-        int nl = lower_char(cp, u, len, i + (size_t)n, prev_cased, low);
-        char first[4];
-        utf8_put(low[0], first);
-        if (t->special_first[(uint8_t)first[0]]) {
-            int k = match_special_lower(t, u, len, i, &used);
-            if (k >= 0) {
-                flush_word(s);
-                push(s, t->specials[k].id);
-                i += used;
-                prev_cased = 0; /* special tokens hold no letter whose case matters */
-                continue;
-            }
-        }
-        if (!is_case_ignorable(cp))
-            prev_cased = is_cased(cp);
-        for (int j = 0; j < nl; j++)
-            feed(s, low[j]);
-        i += (size_t)n;
-    }
-    for (size_t i = 0; i < len && s->count < s->cap && !t->o.lowercase_input;) {
-        if (t->special_first[u[i]]) {
-            int k = match_special(t, text + i, len - i);
-            if (k >= 0) {
-                flush_word(s);
-                push(s, t->specials[k].id);
-                i += t->specials[k].len;
-                continue;
-            }
-        }
-        int32_t cp;
-        i += (size_t)utf8_next(u + i, len - i, &cp);
-        feed(s, cp);
+    s->prev_cased = 0;
+    if (t->general_only) {
+        for (size_t i = 0; i < len && s->count < s->cap;)
+            i = step(s, u, len, i);
+    } else {
+        encode_fast(s, u, len);
     }
     flush_word(s);
     int count = s->count;
