@@ -1,6 +1,8 @@
 /* test-tokenizer.c - the WordPiece tokenizer against hand-worked cases
  * (a small vocabulary), the tiny-bert fixture's ids, and malformed input:
- * invalid UTF-8, broken vocabularies and tokenizer.json files. */
+ * invalid UTF-8, broken vocabularies and tokenizer.json files; and the
+ * ASCII fast path against the general path on random texts, for every
+ * option combination. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 
 #include "elohim/core.h"
 #include "elohim/embed.h"
+#include "embed/embed-impl.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -335,6 +338,195 @@ static void test_fixture_ids(void **state)
     json_decref(ref);
 }
 
+/* ---- the fast path against the general path ------------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+#define FRAG(s) {s, sizeof s - 1}
+static const struct {
+    const char *s;
+    size_t n;
+} FRAGMENTS[] = {
+    /* ASCII words, digits, punctuation */
+    FRAG("a"), FRAG("b"), FRAG("c"), FRAG("ab"), FRAG("abc"), FRAG("A"), FRAG("B"), FRAG("Ab"),
+    FRAG("hello"), FRAG("Hello"), FRAG("HELLO"), FRAG("world"), FRAG("the"), FRAG("running"),
+    FRAG("un"), FRAG("s"), FRAG("x"), FRAG("1"), FRAG("42"), FRAG("2024"), FRAG("."), FRAG(","),
+    FRAG("!"), FRAG("'"), FRAG("#"), FRAG("##"), FRAG("$"), FRAG("-"), FRAG("("), FRAG(")"),
+    FRAG("["), FRAG("]"), FRAG("<x>"), FRAG("\\"), FRAG("^"), FRAG("`"), FRAG("~"), FRAG("_"),
+    /* whitespace and control characters, NUL included */
+    FRAG(" "), FRAG(" "), FRAG(" "), FRAG("  "), FRAG("\t"), FRAG("\n"), FRAG("\r"),
+    FRAG("\r\n"), FRAG("\x0b"), FRAG("\x0c"), FRAG("\x01"), FRAG("\x1f"), FRAG("\x7f"),
+    FRAG("\0"),
+    /* special tokens, in and out of case */
+    FRAG("[CLS]"), FRAG("[SEP]"), FRAG("[MASK]"), FRAG("[PAD]"), FRAG("[UNK]"), FRAG("[cls]"),
+    FRAG("[Mask]"), FRAG("[CLS"), FRAG("[SEP]]"),
+    /* accents (precomposed and combining), CJK, sharp s, dotted I, sigmas */
+    FRAG("\xc3\xa9"), FRAG("\xc3\x89"), FRAG("e\xcc\x81"), FRAG("\xcc\x81"),
+    FRAG("\xe4\xb8\xad"), FRAG("\xe6\x96\x87"), FRAG("\xc3\x9f"), FRAG("\xe1\xba\x9e"),
+    FRAG("\xc4\xb0"), FRAG("\xce\xa3"), FRAG("\xcf\x83"), FRAG("\xcf\x82"),
+    FRAG("\xce\x9f\xce\x94\xce\x9f\xce\xa3"),
+    /* NBSP, ideographic space, ZWSP, U+FFFD, NEL, soft hyphen, right quote,
+     * emoji, U+061F, unassigned U+0378, fi ligature, Angstrom sign */
+    FRAG("\xc2\xa0"), FRAG("\xe3\x80\x80"), FRAG("\xe2\x80\x8b"), FRAG("\xef\xbf\xbd"),
+    FRAG("\xc2\x85"), FRAG("\xc2\xad"), FRAG("\xe2\x80\x99"), FRAG("\xf0\x9f\x98\x80"),
+    FRAG("\xd8\x9f"), FRAG("\xcd\xb8"), FRAG("\xef\xac\x81"), FRAG("\xe2\x84\xab"),
+};
+
+/* A random text in buf (room for 2048 bytes) from the fragments above,
+ * random ASCII bytes and words of 90-130 letters; one in 40 texts gets a
+ * byte that breaks UTF-8. Returns its length. */
+static size_t random_text(char *buf)
+{
+    size_t n = 0;
+    int parts = (int)rnd(40);
+    for (int p = 0; p < parts; p++) {
+        uint32_t pick = rnd(20);
+        if (pick == 0) {
+            buf[n++] = (char)rnd(128);
+        } else if (pick == 1) {
+            static const char letters[] = "abcB";
+            for (uint32_t k = 90 + rnd(41); k > 0; k--)
+                buf[n++] = letters[rnd(4)];
+        } else {
+            uint32_t f = rnd((uint32_t)ELO_ARRAY_LEN(FRAGMENTS));
+            memcpy(buf + n, FRAGMENTS[f].s, FRAGMENTS[f].n);
+            n += FRAGMENTS[f].n;
+        }
+    }
+    if (rnd(40) == 0 && n > 0)
+        buf[rnd((uint32_t)n)] = rnd(2) ? (char)0xff : (char)0xc3;
+    return n;
+}
+
+/* Encodes `text` on both paths; they must agree on the result, the ids
+ * and, for an error, the message. */
+static void compare_paths(elo_tokenizer *t, const char *what, const char *text, size_t len,
+                          int max_tokens)
+{
+    int32_t fast[600], general[600];
+    char fast_msg[256];
+    elo__tokenizer_set_general(t, 0);
+    int nf = elo_tokenizer_encode(t, text, len, fast, max_tokens);
+    snprintf(fast_msg, sizeof fast_msg, "%s", nf < 0 ? elo_errmsg() : "");
+    elo__tokenizer_set_general(t, 1);
+    int ng = elo_tokenizer_encode(t, text, len, general, max_tokens);
+    elo__tokenizer_set_general(t, 0);
+    int same = nf == ng && (nf >= 0 || !strcmp(fast_msg, elo_errmsg()));
+    for (int i = 0; same && i < nf; i++)
+        same = fast[i] == general[i];
+    if (!same) {
+        fprintf(stderr, "%s, max_tokens %d: the paths differ on \"", what, max_tokens);
+        for (size_t i = 0; i < len; i++)
+            fprintf(stderr, (uint8_t)text[i] < 0x20 || (uint8_t)text[i] >= 0x7f ? "\\x%02x" : "%c",
+                    (uint8_t)text[i]);
+        fprintf(stderr, "\"\n  fast   :");
+        for (int i = 0; i < nf; i++)
+            fprintf(stderr, " %d", fast[i]);
+        fprintf(stderr, "\n  general:");
+        for (int i = 0; i < ng; i++)
+            fprintf(stderr, " %d", general[i]);
+        fprintf(stderr, "\n");
+    }
+    assert_true(same);
+}
+
+static void compare_random(elo_tokenizer *t, const char *what, int texts)
+{
+    static const int caps[] = {2, 3, 5, 16, 64, 512};
+    char buf[2048];
+    for (int i = 0; i < texts; i++) {
+        size_t len = random_text(buf);
+        compare_paths(t, what, buf, len, caps[rnd((uint32_t)ELO_ARRAY_LEN(caps))]);
+    }
+}
+
+/* Tokens that the fragments hit: whole words, "##" pieces, accented and
+ * CJK characters, single punctuation. */
+static const char DIFF_VOCAB[] =
+    "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"
+    "a\nb\nc\nab\nabc\nba\n##a\n##b\n##c\n##ab\n##bc\n##bab\nA\n##B\nAb\n"
+    "hello\nHello\nworld\nthe\nrun\n##ning\nrunning\nun\n##s\ns\nx\n##x\n"
+    "1\n##1\n42\n##2\n20\n##24\n.\n,\n!\n'\n#\n[\n]\n<\n>\n$\n-\n(\n"
+    "cls\nmask\nCLS\n"
+    "e\n##e\n\xc3\xa9\n##\xc3\xa9\n\xc3\x89\n\xe4\xb8\xad\n\xe6\x96\x87\n"
+    "\xc3\x9f\n##\xc3\x9f\nss\ni\n##\xcc\x87\n\xcf\x83\n\xcf\x82\n"
+    "\xce\xbf\xce\xb4\xce\xbf\xcf\x82\n\xce\x9f\n##\xce\x94\n\xe2\x80\x99\n";
+
+static void test_fast_path(void **state)
+{
+    (void)state;
+    /* Every option combination, two word-length caps. */
+    for (int mask = 0; mask < 64; mask++) {
+        elo_tokenizer_options o;
+        elo_tokenizer_options_default(&o);
+        o.lowercase = mask & 1;
+        o.strip_accents = mask >> 1 & 1;
+        o.handle_cjk = mask >> 2 & 1;
+        o.clean_text = mask >> 3 & 1;
+        o.lowercase_input = mask >> 4 & 1;
+        o.max_chars_per_word = mask & 32 ? 7 : 100;
+        elo_tokenizer *t = NULL;
+        assert_int_equal(
+            elo_tokenizer_from_vocab("vocab", DIFF_VOCAB, strlen(DIFF_VOCAB), &o, &t), ELO_OK);
+        char what[64];
+        snprintf(what, sizeof what, "options %d", mask);
+        compare_random(t, what, 400);
+        elo_tokenizer_free(t);
+    }
+    /* Added tokens that start with letters (the fast path must hand those
+     * bytes to the general path), one of them non-ASCII, and a longer
+     * continuation prefix. */
+    json_t *vocab = json_object();
+    const char *line = DIFF_VOCAB;
+    for (int id = 0; *line; id++) {
+        const char *end = strchr(line, '\n');
+        char tok[64];
+        snprintf(tok, sizeof tok, "%.*s", (int)(end - line), line);
+        json_object_set_new(vocab, tok, json_integer(id));
+        line = end + 1;
+    }
+    json_object_set_new(vocab, "@@ab", json_integer(1000));
+    json_object_set_new(vocab, "@@b", json_integer(1001));
+    json_t *root = json_pack("{s:{s:s, s:o, s:s, s:i}, s:{s:s, s:b}, s:[{s:s,s:i}, {s:s,s:i},"
+                             " {s:s,s:i}, {s:s,s:i}]}",
+                             "model", "type", "WordPiece", "vocab", vocab,
+                             "continuing_subword_prefix", "@@", "max_input_chars_per_word", 50,
+                             "normalizer", "type", "BertNormalizer", "lowercase", 1,
+                             "added_tokens", "content", "[CLS]", "id", 2, "content", "ab", "id", 8,
+                             "content", "Hello", "id", 21, "content", "\xc3\xa9", "id", 55);
+    assert_non_null(root);
+    char *text = json_dumps(root, 0);
+    json_decref(root);
+    elo_tokenizer *t = NULL;
+    assert_int_equal(elo_tokenizer_from_json("tokenizer.json", text, strlen(text), &t), ELO_OK);
+    free(text);
+    compare_random(t, "added tokens", 3000);
+    elo_tokenizer_set_lowercase_input(t, 1);
+    compare_random(t, "added tokens, lowercase_input", 3000);
+    elo_tokenizer_free(t);
+    /* The fixture's vocabulary (uncased BERT, cut down). */
+    const char *shared = getenv("ELOHIM_SHARED");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fixtures/tiny-bert", shared ? shared : "../shared");
+    assert_int_equal(elo_tokenizer_open_dir(path, &t), ELO_OK);
+    compare_random(t, "tiny-bert", 5000);
+    elo_tokenizer_set_lowercase_input(t, 1);
+    compare_random(t, "tiny-bert, lowercase_input", 5000);
+    elo_tokenizer_free(t);
+    /* The default model's 30522 tokens, when `make model` has fetched it. */
+    if (elo_tokenizer_open_dir("models/all-MiniLM-L6-v2", &t) == ELO_OK) {
+        compare_random(t, "all-MiniLM-L6-v2", 5000);
+        elo_tokenizer_free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_fixture_ids),
+        cmocka_unit_test(test_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
