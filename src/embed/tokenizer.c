@@ -52,7 +52,8 @@ enum { ASCII_GENERAL, ASCII_DROP, ASCII_SPACE, ASCII_PUNCT, ASCII_WORD };
 typedef struct {
     uint8_t kind;               /* ASCII_* */
     char c;                     /* ASCII_WORD: the byte to append (lowercased) */
-    int8_t cased;               /* lowercase_input: -1 case-ignorable, else is_cased() */
+    int8_t cased;               /* is_cased(), for lowercase_input's Final_Sigma; -1: case-
+                                   ignorable, or no lowercase_input (no update) */
     int32_t id;                 /* ASCII_PUNCT: the id of the one-character word */
 } ascii_action;
 
@@ -131,6 +132,15 @@ static uint32_t fnv_fold(uint64_t h) { return (uint32_t)(h ^ (h >> 32)); }
 
 static uint32_t hash_bytes(const char *s, size_t n) { return fnv_fold(fnv_add(FNV_OFFSET, s, n)); }
 
+/* memcmp() == 0 for the few bytes of a token, without a library call. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 /* The id of the token pre[0..pre_len) + s[0..n), whose hash_bytes() is
  * `h`; -1 when absent. */
 static int32_t lookup_hashed(const elo_tokenizer *t, uint32_t h, const char *pre, size_t pre_len,
@@ -141,7 +151,7 @@ static int32_t lookup_hashed(const elo_tokenizer *t, uint32_t h, const char *pre
         if (id < 0)
             return -1;
         if (t->table[i].hash == h && t->token_len[id] == pre_len + n &&
-            !memcmp(t->tokens[id], pre, pre_len) && !memcmp(t->tokens[id] + pre_len, s, n))
+            same_bytes(t->tokens[id], pre, pre_len) && same_bytes(t->tokens[id] + pre_len, s, n))
             return id;
     }
 }
@@ -621,6 +631,8 @@ typedef struct {
     size_t word_bytes;
     int word_chars;
     int prev_cased;             /* lowercase_input: Final_Sigma context */
+    uint64_t word_hash;         /* fast path: fnv_add() state of word[0..word_hashed) */
+    size_t word_hashed;
     uint32_t piece_hash[MAX_WORD_CHARS_CAP * 4 + 9]; /* wordpiece_fast() scratch */
 } enc_state;
 
@@ -716,11 +728,24 @@ static void flush_word(enc_state *s)
         return;
     int chars = s->word_chars;
     size_t n = s->word_bytes;
+    size_t hashed = s->word_hashed;
+    uint64_t hash = s->word_hash;
     s->word_chars = 0;
     s->word_bytes = 0;
+    s->word_hash = FNV_OFFSET;
+    s->word_hashed = 0;
     if (chars > t->o.max_chars_per_word) {
         push(s, t->unk);
         return;
+    }
+    /* Most words are one token: the first candidate, the whole word, is
+     * looked up with the hash the fast path made while reading it. */
+    if (hashed == n && n <= t->max_token_bytes && !t->general_only) {
+        int32_t id = lookup_hashed(t, fnv_fold(hash), "", 0, s->word, n);
+        if (id >= 0) {
+            push(s, id);
+            return;
+        }
     }
     int32_t pieces[MAX_WORD_CHARS_CAP];
     int npieces = t->general_only ? wordpiece_general(t, s->word, n, pieces)
@@ -951,7 +976,7 @@ static void tok_prepare(elo_tokenizer *t)
     for (int32_t b = 0; b < 128; b++) {
         ascii_action *a = &t->ascii[b];
         int32_t c = o->lowercase_input && b >= 'A' && b <= 'Z' ? b + 32 : b;
-        a->cased = (int8_t)(is_case_ignorable(b) ? -1 : is_cased(b));
+        a->cased = (int8_t)(!o->lowercase_input || is_case_ignorable(b) ? -1 : is_cased(b));
         a->id = -1;
         a->c = (char)c;
         if (t->special_first[c])
@@ -986,15 +1011,36 @@ static void encode_fast(enc_state *s, const uint8_t *u, size_t len)
             i = step(s, u, len, i);
             continue;
         }
-        const ascii_action *a = &t->ascii[u[i++]];
+        const ascii_action *a = &t->ascii[u[i]];
+        if (a->kind == ASCII_WORD) {
+            /* A run of word bytes, counted in locals: a store into s->word
+             * may alias the other fields of *s, which would otherwise be
+             * reloaded for every byte. */
+            size_t bytes = s->word_bytes;
+            int chars = s->word_chars, cased = s->prev_cased;
+            uint64_t h = s->word_hash;
+            do {
+                if (chars <= max_chars) {
+                    s->word[bytes++] = a->c;
+                    h = (h ^ (uint8_t)a->c) * FNV_PRIME;
+                }
+                chars++;
+                if (a->cased >= 0)
+                    cased = a->cased;
+            } while (++i < len && u[i] < 0x80 && (a = &t->ascii[u[i]])->kind == ASCII_WORD);
+            if (s->word_hashed == s->word_bytes) { /* else step() added bytes: stale */
+                s->word_hash = h;
+                s->word_hashed = bytes;
+            }
+            s->word_bytes = bytes;
+            s->word_chars = chars;
+            s->prev_cased = cased;
+            continue;
+        }
+        i++;
         if (a->cased >= 0)
-            s->prev_cased = a->cased; /* read only with lowercase_input */
+            s->prev_cased = a->cased;
         switch (a->kind) {
-        case ASCII_WORD:
-            if (s->word_chars <= max_chars)
-                s->word[s->word_bytes++] = a->c;
-            s->word_chars++;
-            break;
         case ASCII_SPACE:
             flush_word(s);
             break;
@@ -1049,6 +1095,8 @@ int elo_tokenizer_encode(const elo_tokenizer *t, const char *text, size_t len,
     s->word_bytes = 0;
     s->word_chars = 0;
     s->prev_cased = 0;
+    s->word_hash = FNV_OFFSET;
+    s->word_hashed = 0;
     if (t->general_only) {
         for (size_t i = 0; i < len && s->count < s->cap;)
             i = step(s, u, len, i);
