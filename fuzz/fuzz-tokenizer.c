@@ -1,9 +1,11 @@
 /* fuzz-tokenizer.c - libFuzzer harness for the WordPiece tokenizer: the
  * first byte picks options (two bits) and a token cap (six), the rest is the text (any
- * bytes: invalid UTF-8 must be an error, never a crash). Also feeds the
- * bytes to the vocab.txt and tokenizer.json readers. */
+ * bytes: invalid UTF-8 must be an error, never a crash). The fast path's
+ * ids must equal the general path's. Also feeds the bytes to the vocab.txt
+ * and tokenizer.json readers. */
 #include "elohim/core.h"
 #include "elohim/embed.h"
+#include "embed/embed-impl.h"
 
 #include <string.h>
 
@@ -30,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     int cap = 2 + data[0] % 64;
-    const elo_tokenizer *t = tok[data[0] >> 6];
-    int32_t ids[66];
+    elo_tokenizer *t = tok[data[0] >> 6];
+    int32_t ids[66], general[66];
     int n = elo_tokenizer_encode(t, (const char *)data + 1, size - 1, ids, cap);
     if (n >= 0) {
         if (n < 2 || n > cap)
@@ -40,6 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (ids[i] < 0 || ids[i] >= elo_tokenizer_vocab_size(t))
                 __builtin_trap();
     }
+    elo__tokenizer_set_general(t, 1);
+    int ng = elo_tokenizer_encode(t, (const char *)data + 1, size - 1, general, cap);
+    elo__tokenizer_set_general(t, 0);
+    if (ng != n || (n > 0 && memcmp(ids, general, sizeof ids[0] * (size_t)n)))
+        __builtin_trap();
     elo_tokenizer *v = NULL;
     if (elo_tokenizer_from_vocab("fuzz", (const char *)data, size, NULL, &v) == ELO_OK) {
         elo_tokenizer_encode(v, "hello world [SEP] x", 19, ids, 16);

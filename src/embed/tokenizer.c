@@ -18,10 +18,12 @@
  * character. The fast path (the default) reads each ASCII byte through a
  * 128-entry table built once per tokenizer from the general path's own
  * class functions and options (drop, space, punctuation word with its id,
- * or word byte already lowercased), and runs WordPiece with one hashing
- * pass per piece start instead of one per candidate; non-ASCII characters
- * and bytes that may start a special token go through the general path's
- * step. elo__tokenizer_set_general() forces the general path, so tests can
+ * or word byte already lowercased). It hashes a word while reading it, so
+ * a word that is one token costs one probe, and otherwise runs WordPiece
+ * with one hashing pass per piece start instead of one per candidate.
+ * Non-ASCII characters and bytes that may start a special token go
+ * through the general path's step(), one character at a time.
+ * elo__tokenizer_set_general() forces the general path, so tests can
  * compare the two. */
 #include "embed-impl.h"
 
@@ -1060,10 +1062,13 @@ static size_t utf8_check(const uint8_t *u, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        uint64_t chunk;
-        if (len - i >= 8 && (memcpy(&chunk, u + i, 8), !(chunk & 0x8080808080808080ull))) {
-            i += 8;
-            continue;
+        if (len - i >= 8) {
+            uint64_t chunk;
+            memcpy(&chunk, u + i, 8);
+            if (!(chunk & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
         }
         int32_t cp;
         int n = utf8_next(u + i, len - i, &cp);
