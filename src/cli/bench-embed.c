@@ -3,11 +3,16 @@
  * folder, same texts, same batch shapes.
  *
  * Cases are "TOKENSxBATCH": texts that tokenize to exactly TOKENS ids
- * ([CLS] + words + [SEP]), BATCH of them per call; both sides tokenize and
- * encode (the whole user-visible cost). Latency is the median call time;
- * throughput is sentences per second over the timed calls. The floor is
- * the work in FLOPs over the GEMM peak measured here (OpenBLAS sgemm on the
- * CPU, cuBLAS on the GPU), so each row says how far we are from it. */
+ * ([CLS] + words + [SEP]), BATCH of them per call. Two measurements, each
+ * its own table (--mode): end to end, where both sides tokenize and encode
+ * (the whole user-visible cost), and model only, where both run the model
+ * on ids tokenized once before timing (ours elo_embedder_run_ids; the peer
+ * the module chain on token tensors already on the device, plus the copy of
+ * the embeddings to host memory), the basis of the PyTorch figures our
+ * goals were set against. Latency is the median call time; throughput is
+ * sentences per second over the timed calls. The floor is the work in
+ * FLOPs over the GEMM peak measured here (OpenBLAS sgemm on the CPU, cuBLAS
+ * on the GPU), so each row says how far we are from it. */
 #include "cli.h"
 #include "elohim/embed.h"
 
@@ -22,6 +27,12 @@
 typedef struct {
     int tokens, batch;
 } bench_case;
+
+/* What is timed; --mode both is the two bits. */
+enum {
+    BENCH_E2E = 1,   /* tokenize + encode: elo_embedder_run_texts */
+    BENCH_MODEL = 2  /* the model on pre-tokenized ids: elo_embedder_run_ids */
+};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -119,34 +130,79 @@ static char *make_text(const elo_tokenizer *t, int tokens)
 }
 
 typedef struct {
-    double median_ms, sent_per_s;
+    double median_ms, sent_per_s; /* < 0: not measured */
     double cpu_ms;              /* process CPU time per call (all threads) */
 } bench_result;
 
-static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, double min_sec,
-                    bench_result *r)
+/* One timed call: the texts (BENCH_E2E) or their ids (BENCH_MODEL). */
+static int embed_once(elo_embedder *e, int mode, const char *const *texts,
+                      const int32_t *const *rows, const int *lens, int count, float *out)
+{
+    if (mode == BENCH_MODEL)
+        return elo_embedder_run_ids(e, rows, lens, count, out);
+    return elo_embedder_run_texts(e, texts, NULL, count, out, NULL, NULL);
+}
+
+/* Times case `bc` in one mode (BENCH_E2E or BENCH_MODEL) into *r. Both
+ * modes embed the same BATCH texts; BENCH_MODEL tokenizes each of them once,
+ * before timing, with the model's tokenizer and max_seq_length (what
+ * elo_embedder_run_texts does per call), so the ids are the ones the texts
+ * give. A text that does not give exactly bc.tokens ids is ELO_INTERNAL.
+ * Returns a negative status on error. */
+static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, int mode,
+                    double min_sec, bench_result *r)
 {
     const elo_embed_info *in = elo_embed_model_info(m);
-    char *text = make_text(elo_embed_model_tokenizer(m), bc.tokens);
+    const elo_tokenizer *tok = elo_embed_model_tokenizer(m);
+    char *text = make_text(tok, bc.tokens);
     const char **texts = elo_calloc((size_t)bc.batch, sizeof *texts);
+    int32_t *scratch = elo_malloc((size_t)in->max_seq_length * sizeof *scratch);
+    int32_t *ids = NULL;        /* batch x tokens, row i for texts[i] */
+    const int32_t **rows = NULL;
+    int *lens = NULL;
     float *out = elo_malloc((size_t)bc.batch * in->hidden * sizeof *out);
     double *times = elo_calloc(10000, sizeof *times);
     int rc = ELO_OK;
-    if (!text || !texts || !out || !times) {
+    if (!text || !texts || !scratch || !out || !times) {
         rc = elo_seterr(ELO_NOMEM, "out of memory");
         goto out;
     }
     for (int i = 0; i < bc.batch; i++)
         texts[i] = text;
+    if (mode == BENCH_MODEL) {
+        ids = elo_malloc((size_t)bc.batch * bc.tokens * sizeof *ids);
+        rows = elo_calloc((size_t)bc.batch, sizeof *rows);
+        lens = elo_calloc((size_t)bc.batch, sizeof *lens);
+        if (!ids || !rows || !lens) {
+            rc = elo_seterr(ELO_NOMEM, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < bc.batch; i++) {
+            int n = elo_tokenizer_encode(tok, texts[i], strlen(texts[i]), scratch,
+                                         in->max_seq_length);
+            if (n < 0) {
+                rc = n;
+                goto out;
+            }
+            if (n != bc.tokens) {
+                rc = elo_seterr(ELO_INTERNAL, "case %dx%d: the text gives %d ids", bc.tokens,
+                                bc.batch, n);
+                goto out;
+            }
+            memcpy(ids + (size_t)i * bc.tokens, scratch, (size_t)n * sizeof *ids);
+            rows[i] = ids + (size_t)i * bc.tokens;
+            lens[i] = n;
+        }
+    }
     for (int w = 0; w < 3; w++)
-        if ((rc = elo_embedder_run_texts(e, texts, NULL, bc.batch, out, NULL, NULL)) < 0)
+        if ((rc = embed_once(e, mode, texts, rows, lens, bc.batch, out)) < 0)
             goto out;
     int n = 0;
     double total = 0;
     uint64_t cpu0 = elo_cpu_time_ns();
     while (n < 10000 && (total < min_sec || n < 5)) {
         double t0 = elo_time_sec();
-        if ((rc = elo_embedder_run_texts(e, texts, NULL, bc.batch, out, NULL, NULL)) < 0)
+        if ((rc = embed_once(e, mode, texts, rows, lens, bc.batch, out)) < 0)
             goto out;
         times[n] = elo_time_sec() - t0;
         total += times[n++];
@@ -158,15 +214,25 @@ static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, do
 out:
     elo_free(text);
     elo_free(texts);
+    elo_free(scratch);
+    elo_free(ids);
+    elo_free(rows);
+    elo_free(lens);
     elo_free(out);
     elo_free(times);
     return rc;
 }
 
-/* Runs the peer once for every case; fills peer[i] (< 0: not measured). */
+static const char *mode_name(int mode)
+{
+    return mode == BENCH_E2E ? "e2e" : mode == BENCH_MODEL ? "model" : "both";
+}
+
+/* Runs the peer once for every case in `mode`; fills peer_e2e[i] and
+ * peer_model[i] (< 0: not measured). A peer line without "mode" is e2e. */
 static void run_peer(const char *python, const char *model, const char *device,
-                     const char *precision, const bench_case *cases, int ncases, double min_sec,
-                     bench_result *peer)
+                     const char *precision, const bench_case *cases, int ncases, int mode,
+                     double min_sec, bench_result *peer_e2e, bench_result *peer_model)
 {
     char cmd[8192], spec[1024] = "";
     for (int i = 0; i < ncases; i++) {
@@ -176,10 +242,11 @@ static void run_peer(const char *python, const char *model, const char *device,
     }
     snprintf(cmd, sizeof cmd,
              "'%s' bench/peer-embed.py --model '%s' --device %s --precision %s --cases %s "
-             "--seconds %.2f",
-             python, model, device, precision, spec, min_sec);
+             "--seconds %.2f --mode %s",
+             python, model, device, precision, spec, min_sec, mode_name(mode));
     for (int i = 0; i < ncases; i++)
-        peer[i].median_ms = peer[i].sent_per_s = -1;
+        peer_e2e[i].median_ms = peer_e2e[i].sent_per_s = peer_model[i].median_ms =
+            peer_model[i].sent_per_s = -1;
     FILE *p = cli_popen_peer(cmd);
     if (!p) {
         elo_warn("bench embed: cannot run the peer: %s", cmd);
@@ -193,6 +260,8 @@ static void run_peer(const char *python, const char *model, const char *device,
             continue;
         int tokens = (int)json_integer_value(json_object_get(o, "tokens"));
         int batch = (int)json_integer_value(json_object_get(o, "batch"));
+        const char *line_mode = json_string_value(json_object_get(o, "mode"));
+        bench_result *peer = line_mode && !strcmp(line_mode, "model") ? peer_model : peer_e2e;
         for (int i = 0; i < ncases; i++)
             if (cases[i].tokens == tokens && cases[i].batch == batch) {
                 peer[i].median_ms = json_number_value(json_object_get(o, "median_ms"));
@@ -203,6 +272,34 @@ static void run_peer(const char *python, const char *model, const char *device,
     int st = pclose(p);
     if (st != 0)
         elo_warn("bench embed: the peer exited with status %d (%s)", st, cmd);
+}
+
+/* A measured value, or null when it was not measured (< 0). */
+static json_t *json_measured(double v)
+{
+    return v >= 0 ? json_real(v) : json_null();
+}
+
+/* One table: a row per case, ours beside the peer ("n/a" when the peer
+ * did not measure it). */
+static void print_table(const elo_embed_info *in, double peak, const bench_case *cases,
+                        int ncases, const bench_result *ours, const bench_result *peer)
+{
+    printf("%-10s %10s %10s %12s %12s %14s %14s %8s\n", "case", "GFLOP", "floor ms",
+           "ours ms", "peer ms", "ours sent/s", "peer sent/s", "speedup");
+    for (int i = 0; i < ncases; i++) {
+        double flops = encoder_flops(in, cases[i].tokens) * cases[i].batch;
+        char name[32], pm[32] = "n/a", ps[32] = "n/a", sp[32] = "n/a";
+        snprintf(name, sizeof name, "%dx%d", cases[i].tokens, cases[i].batch);
+        if (peer[i].median_ms >= 0) {
+            snprintf(pm, sizeof pm, "%.3f", peer[i].median_ms);
+            snprintf(ps, sizeof ps, "%.0f", peer[i].sent_per_s);
+            snprintf(sp, sizeof sp, "%.2fx", peer[i].median_ms / ours[i].median_ms);
+        }
+        printf("%-10s %10.3f %10.3f %12.3f %12s %14.0f %14s %8s\n", name, flops / 1e9,
+               peak > 0 ? flops / peak / 1e6 : 0.0, ours[i].median_ms, pm, ours[i].sent_per_s,
+               ps, sp);
+    }
 }
 
 static const char *find_python(void)
@@ -219,16 +316,17 @@ int bench_embed(int argc, char **argv)
 {
     const char *model_dir = DEFAULT_MODEL, *device = "cpu", *precision = "f32";
     const char *case_spec = NULL;
-    int json = 0, peer_on = 1;
+    int json = 0, peer_on = 1, mode = BENCH_E2E | BENCH_MODEL;
     double seconds = 2.0;
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"device", required_argument, NULL, 'd'},
         {"precision", required_argument, NULL, 'p'}, {"cases", required_argument, NULL, 'c'},
         {"seconds", required_argument, NULL, 's'}, {"no-peer", no_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, NULL, 'j'}, {"mode", required_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:d:p:c:s:njh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:d:p:c:s:njM:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_dir = optarg; break;
         case 'd': device = optarg; break;
@@ -240,13 +338,25 @@ int bench_embed(int argc, char **argv)
             break;
         case 'n': peer_on = 0; break;
         case 'j': json = 1; break;
+        case 'M':
+            mode = !strcmp(optarg, "e2e")     ? BENCH_E2E
+                   : !strcmp(optarg, "model") ? BENCH_MODEL
+                   : !strcmp(optarg, "both")  ? BENCH_E2E | BENCH_MODEL
+                                              : 0;
+            if (!mode)
+                return cli_fail(CLI_USAGE, "bench embed", "--mode %s: expected e2e, model or "
+                                "both", optarg);
+            break;
         case 'h':
             printf("usage: elohim bench embed [--model DIR] [--device cpu|cuda] "
                    "[--precision f32|f16|bf16]\n"
                    "                          [--cases 32x1,128x32] [--seconds S] [--no-peer] "
                    "[--json]\n"
+                   "                          [--mode e2e|model|both]\n"
                    "Ours vs sentence-transformers (bench/peer-embed.py; python from "
-                   "$ELOHIM_PEER_PYTHON or .venv).\n");
+                   "$ELOHIM_PEER_PYTHON or .venv).\n"
+                   "--mode: e2e times tokenize + encode on both sides; model times the model\n"
+                   "alone on ids tokenized before timing; both (default) prints both tables.\n");
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -305,27 +415,36 @@ int bench_embed(int argc, char **argv)
         return code;
     }
     double peak = gemm_peak(b, in, prec);
-    bench_result ours[16], peer[16];
+    bench_result ours_e2e[16], ours_model[16], peer_e2e[16], peer_model[16];
     for (int i = 0; i < ncases; i++) {
-        if ((rc = run_case(e, m, cases[i], seconds, &ours[i])) < 0) {
-            int code = cli_status_fail("bench embed", rc);
-            elo_embedder_free(e);
-            elo_embed_model_free(m);
-            return code;
+        ours_e2e[i].median_ms = ours_e2e[i].sent_per_s = ours_e2e[i].cpu_ms = -1;
+        ours_model[i] = ours_e2e[i];
+        for (int md = BENCH_E2E; md <= BENCH_MODEL; md <<= 1) {
+            if (!(mode & md))
+                continue;
+            bench_result *r = md == BENCH_MODEL ? &ours_model[i] : &ours_e2e[i];
+            if ((rc = run_case(e, m, cases[i], md, seconds, r)) < 0) {
+                int code = cli_status_fail("bench embed", rc);
+                elo_embedder_free(e);
+                elo_embed_model_free(m);
+                return code;
+            }
+            if (!json)
+                fprintf(stderr, "ours %s%dx%d: %.3f ms median, %.3f ms CPU per call\n",
+                        md == BENCH_MODEL ? "model only " : "", cases[i].tokens,
+                        cases[i].batch, r->median_ms, r->cpu_ms);
         }
-        if (!json)
-            fprintf(stderr, "ours %dx%d: %.3f ms median, %.3f ms CPU per call\n",
-                    cases[i].tokens, cases[i].batch, ours[i].median_ms, ours[i].cpu_ms);
     }
     elo_embedder_free(e);
     if (peer_on) {
         /* The peer runs after ours, alone on the machine. */
         const char *peer_prec = prec == ELO_DTYPE_F32 ? "f32" : precision;
         run_peer(find_python(), model_dir, kind == ELO_DEVICE_CUDA ? "cuda" : "cpu", peer_prec,
-                 cases, ncases, seconds, peer);
+                 cases, ncases, mode, seconds, peer_e2e, peer_model);
     } else {
         for (int i = 0; i < ncases; i++)
-            peer[i].median_ms = peer[i].sent_per_s = -1;
+            peer_e2e[i].median_ms = peer_e2e[i].sent_per_s = peer_model[i].median_ms =
+                peer_model[i].sent_per_s = -1;
     }
     elo_cpu_info cpu;
     elo_cpu_probe(&cpu);
@@ -339,6 +458,7 @@ int bench_embed(int argc, char **argv)
         json_object_set_new(o, "device_name", json_string(dev_name));
         json_object_set_new(o, "precision", json_string(precision));
         json_object_set_new(o, "model", json_string(model_dir));
+        json_object_set_new(o, "mode", json_string(mode_name(mode)));
         json_object_set_new(o, "gemm_peak_gflops", json_real(peak));
         json_t *rows = json_array();
         for (int i = 0; i < ncases; i++) {
@@ -346,16 +466,20 @@ int bench_embed(int argc, char **argv)
             double flops = encoder_flops(in, cases[i].tokens) * cases[i].batch;
             json_object_set_new(r, "tokens", json_integer(cases[i].tokens));
             json_object_set_new(r, "batch", json_integer(cases[i].batch));
-            json_object_set_new(r, "ours_median_ms", json_real(ours[i].median_ms));
-            json_object_set_new(r, "ours_sentences_per_s", json_real(ours[i].sent_per_s));
-            json_object_set_new(r, "ours_cpu_ms_per_call", json_real(ours[i].cpu_ms));
+            json_object_set_new(r, "ours_median_ms", json_measured(ours_e2e[i].median_ms));
+            json_object_set_new(r, "ours_sentences_per_s", json_measured(ours_e2e[i].sent_per_s));
+            json_object_set_new(r, "ours_cpu_ms_per_call", json_measured(ours_e2e[i].cpu_ms));
             json_object_set_new(r, "floor_ms", json_real(peak > 0 ? flops / peak / 1e6 : 0));
-            json_object_set_new(r, "peer_median_ms", peer[i].median_ms >= 0
-                                                         ? json_real(peer[i].median_ms)
-                                                         : json_null());
-            json_object_set_new(r, "peer_sentences_per_s", peer[i].sent_per_s >= 0
-                                                               ? json_real(peer[i].sent_per_s)
-                                                               : json_null());
+            json_object_set_new(r, "peer_median_ms", json_measured(peer_e2e[i].median_ms));
+            json_object_set_new(r, "peer_sentences_per_s", json_measured(peer_e2e[i].sent_per_s));
+            json_object_set_new(r, "ours_model_median_ms", json_measured(ours_model[i].median_ms));
+            json_object_set_new(r, "ours_model_sentences_per_s",
+                                json_measured(ours_model[i].sent_per_s));
+            json_object_set_new(r, "ours_model_cpu_ms_per_call",
+                                json_measured(ours_model[i].cpu_ms));
+            json_object_set_new(r, "peer_model_median_ms", json_measured(peer_model[i].median_ms));
+            json_object_set_new(r, "peer_model_sentences_per_s",
+                                json_measured(peer_model[i].sent_per_s));
             json_array_append_new(rows, r);
         }
         json_object_set_new(o, "cases", rows);
@@ -367,20 +491,13 @@ int bench_embed(int argc, char **argv)
                in->layers);
         printf("GEMM rate measured here (%s, 4096x%dx%d): %.1f GFLOP/s; floor = encoder FLOPs / "
                "that rate\n", elo_dtype_name(prec), in->intermediate, in->hidden, peak);
-        printf("%-10s %10s %10s %12s %12s %14s %14s %8s\n", "case", "GFLOP", "floor ms",
-               "ours ms", "peer ms", "ours sent/s", "peer sent/s", "speedup");
-        for (int i = 0; i < ncases; i++) {
-            double flops = encoder_flops(in, cases[i].tokens) * cases[i].batch;
-            char name[32], pm[32] = "n/a", ps[32] = "n/a", sp[32] = "n/a";
-            snprintf(name, sizeof name, "%dx%d", cases[i].tokens, cases[i].batch);
-            if (peer[i].median_ms >= 0) {
-                snprintf(pm, sizeof pm, "%.3f", peer[i].median_ms);
-                snprintf(ps, sizeof ps, "%.0f", peer[i].sent_per_s);
-                snprintf(sp, sizeof sp, "%.2fx", peer[i].median_ms / ours[i].median_ms);
-            }
-            printf("%-10s %10.3f %10.3f %12.3f %12s %14.0f %14s %8s\n", name, flops / 1e9,
-                   peak > 0 ? flops / peak / 1e6 : 0.0, ours[i].median_ms, pm,
-                   ours[i].sent_per_s, ps, sp);
+        if (mode & BENCH_E2E) {
+            printf("end to end (tokenize + encode):\n");
+            print_table(in, peak, cases, ncases, ours_e2e, peer_e2e);
+        }
+        if (mode & BENCH_MODEL) {
+            printf("model only (pre-tokenized ids):\n");
+            print_table(in, peak, cases, ncases, ours_model, peer_model);
         }
         printf("(speedup = peer median / ours median; tokens include [CLS] and [SEP])\n");
     }

@@ -1,7 +1,8 @@
 # test-embed.sh - `elohim embed` end to end on the tiny-bert fixture: token
 # ids exact and embeddings within 1e-5 of the float64 reference (CPU f32),
 # JSONL streaming in and out, and every bad input a clear error with the
-# right exit code and nothing half-written.
+# right exit code and nothing half-written; and `elohim bench embed`'s
+# tables and JSON (both modes) with the peer's lines faked.
 . tests/integration/lib.sh
 MODEL="$SHARED/fixtures/tiny-bert"
 REF="$SHARED/fixtures/tiny_bert_public.json"
@@ -147,4 +148,51 @@ cmp -s "$TMP/out" "$TMP/cls.out" && bad "CLS pooling gave the mean-pooled vector
 m=$(broken nonorm); echo '[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]' >"$m/modules.json"
 expect_exit 0 "$BIN" embed --model "$m" "Hello world!"
 python3 -c 'import json,sys,math; v=json.loads(open(sys.argv[1]).read())["embedding"]; n=math.sqrt(sum(x*x for x in v)); sys.exit(0 if abs(n-1)>1e-3 else 1)' "$TMP/out" && ok || bad "without Normalize the vector should not be unit length"
+
+# --- bench embed: both tables, the JSON fields, the peer's lines ----------
+# Timing is not asserted: the benchmark's own figures are measured, not
+# tested. A fake peer (ELOHIM_PEER_PYTHON) prints fixed lines, one without
+# "mode" (an older peer: end to end) and one "model", so the parsing is.
+expect_exit 0 "$BIN" bench embed --model "$MODEL" --cases 8x1,16x4 --seconds 0.02 --no-peer
+expect_contains "$TMP/out" "end to end (tokenize + encode):"
+expect_contains "$TMP/out" "model only (pre-tokenized ids):"
+[ "$(grep -c '^16x4 ' "$TMP/out")" -eq 2 ] && ok || bad "bench embed: 16x4 should have a row in each table"
+expect_exit 0 "$BIN" bench embed --model "$MODEL" --cases 8x1 --seconds 0.02 --mode e2e --no-peer
+grep -q "model only" "$TMP/out" && bad "bench embed --mode e2e printed the model-only table" || ok
+expect_exit 2 "$BIN" bench embed --model "$MODEL" --mode fast
+expect_contains "$TMP/err" "--mode"
+cat >"$TMP/fake-python" <<SH
+#!/bin/sh
+echo "\$@" >"$TMP/peer-args"
+echo 'loading...'
+echo '{"tokens": 8, "batch": 1, "median_ms": 2.5, "sentences_per_s": 400.0}'
+echo '{"mode": "model", "tokens": 8, "batch": 1, "median_ms": 1.25, "sentences_per_s": 800.0}'
+SH
+chmod +x "$TMP/fake-python"
+ELOHIM_PEER_PYTHON="$TMP/fake-python" expect_exit 0 "$BIN" bench embed --model "$MODEL" \
+    --cases 8x1,16x4 --seconds 0.02 --json
+expect_contains "$TMP/peer-args" "--mode both"
+python3 - "$TMP/out" <<'PY' && ok || bad "bench embed --json: model-only fields"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["mode"] == "both", d["mode"]
+a, b = d["cases"]
+assert (a["tokens"], a["batch"], b["tokens"], b["batch"]) == (8, 1, 16, 4)
+for c in (a, b):
+    for k in ("ours_median_ms", "ours_sentences_per_s", "ours_model_median_ms",
+              "ours_model_sentences_per_s", "ours_model_cpu_ms_per_call"):
+        assert c[k] > 0, (k, c[k])
+assert (a["peer_median_ms"], a["peer_sentences_per_s"]) == (2.5, 400.0), a
+assert (a["peer_model_median_ms"], a["peer_model_sentences_per_s"]) == (1.25, 800.0), a
+assert b["peer_median_ms"] is None and b["peer_model_median_ms"] is None, b
+PY
+ELOHIM_PEER_PYTHON="$TMP/fake-python" expect_exit 0 "$BIN" bench embed --model "$MODEL" \
+    --cases 8x1 --seconds 0.02 --mode model --json
+expect_contains "$TMP/peer-args" "--mode model"
+python3 - "$TMP/out" <<'PY' && ok || bad "bench embed --mode model --json"
+import json, sys
+c = json.load(open(sys.argv[1]))["cases"][0]
+assert c["ours_median_ms"] is None and c["ours_model_median_ms"] > 0, c
+assert c["peer_model_median_ms"] == 1.25, c
+PY
 finish
