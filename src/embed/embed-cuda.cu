@@ -189,7 +189,7 @@ __global__ void k_merge_heads(const float *ctx, int L, int H, int heads, size_t 
 #define WARP_LN_PER (WARP_LN_MAX / 32)
 
 /* LayerNorm of the row a warp holds in v[] (lane + 32 i), written to xr
- * (f32) and xc (the GEMM input type, when not NULL). */
+ * (f32) and xc (the GEMM input type), each when not NULL. */
 template <typename CT>
 __device__ __forceinline__ void warp_ln_store(float (&v)[WARP_LN_PER], int H, int lane,
                                               const float *g, const float *b, float eps,
@@ -216,7 +216,8 @@ __device__ __forceinline__ void warp_ln_store(float (&v)[WARP_LN_PER], int H, in
         int c = lane + 32 * i;
         if (c < H) {
             float o2 = (v[i] - mean) * inv * g[c] + b[c];
-            xr[c] = o2;
+            if (xr)
+                xr[c] = o2;
             if (xc)
                 xc[c] = from_f32<CT>(o2);
         }
@@ -260,7 +261,8 @@ __global__ void k_embed_warp(const int32_t *ids, int L, int H, const float *word
         int c = lane + 32 * i;
         v[i] = c < H ? we[c] + pe[c] + type[c] : 0.0f;
     }
-    warp_ln_store<CT>(v, H, lane, g, b, eps, x + r * H, xc ? xc + r * H : nullptr);
+    warp_ln_store<CT>(v, H, lane, g, b, eps, x ? x + r * H : nullptr,
+                      xc ? xc + r * H : nullptr);
 }
 
 /* Four consecutive values of a GEMM output as floats. */
@@ -272,19 +274,31 @@ template <typename T> __device__ __forceinline__ float4 load4(const T *p)
     return make_float4(to_f32(e[0]), to_f32(e[1]), to_f32(e[2]), to_f32(e[3]));
 }
 
-/* k_residual_ln_warp with 16-byte loads and stores for H a multiple of 128
- * (NV = H / 128 groups of four per lane): a quarter of the memory instructions.
- * YT is the GEMM output's type: f32, or the input type at half precision
- * (half the bytes of y to write and read again). */
-template <typename CT, typename YT, int NV>
-__global__ void k_residual_ln_warp4(float *x, const YT *y, const float *bias, const float *g,
+/* Four consecutive values stored from floats. */
+__device__ __forceinline__ void store4(float *p, float4 o) { *(float4 *)p = o; }
+template <typename T> __device__ __forceinline__ void store4(T *p, float4 o)
+{
+    T e[4] = {from_f32<T>(o.x), from_f32<T>(o.y), from_f32<T>(o.z), from_f32<T>(o.w)};
+    *(uint2 *)p = *(const uint2 *)e;
+}
+
+/* k_residual_ln_warp with 16-byte (f32) or 8-byte (16-bit) loads and stores
+ * for H a multiple of 128 (NV = H / 128 groups of four per lane): a quarter
+ * of the memory instructions. XT is the residual stream's type: f32 (then
+ * the result is also written to xc, the GEMM input), or at half precision
+ * the input type itself, updated in place with xc NULL: the residual is
+ * then the GEMM input, as in PyTorch's fp16 model, and the pass moves 6
+ * bytes a value instead of 12. YT is the GEMM output's type: f32, or the
+ * input type at half precision. */
+template <typename XT, typename CT, typename YT, int NV>
+__global__ void k_residual_ln_warp4(XT *x, const YT *y, const float *bias, const float *g,
                                     const float *b, float eps, int H, size_t rows, CT *xc)
 {
     size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (r >= rows)
         return;
-    float4 *xr = (float4 *)(x + r * H);
+    XT *xr = x + r * H;
     const YT *yr = y + r * H;
     const float4 *b4 = (const float4 *)bias;
     float4 v[NV];
@@ -292,7 +306,7 @@ __global__ void k_residual_ln_warp4(float *x, const YT *y, const float *bias, co
 #pragma unroll
     for (int i = 0; i < NV; i++) {
         int c = lane + 32 * i;
-        float4 a = xr[c], e = load4(yr + 4 * c), f = b4[c];
+        float4 a = load4(xr + 4 * c), e = load4(yr + 4 * c), f = b4[c];
         v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
         s += v[i].x + v[i].y + v[i].z + v[i].w;
     }
@@ -316,14 +330,9 @@ __global__ void k_residual_ln_warp4(float *x, const YT *y, const float *bias, co
         o.y = (v[i].y - mean) * inv * gg.y + bb.y;
         o.z = (v[i].z - mean) * inv * gg.z + bb.z;
         o.w = (v[i].w - mean) * inv * gg.w + bb.w;
-        xr[c] = o;
-        if (xc) {
-            CT *d = xc + r * H + 4 * c;
-            d[0] = from_f32<CT>(o.x);
-            d[1] = from_f32<CT>(o.y);
-            d[2] = from_f32<CT>(o.z);
-            d[3] = from_f32<CT>(o.w);
-        }
+        store4(xr + 4 * c, o);
+        if (xc)
+            store4(xc + r * H + 4 * c, o);
     }
 }
 
@@ -751,6 +760,26 @@ __device__ __forceinline__ float gelu_erf(float v)
     return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
 }
 
+/* GELU for a value rounded to 16 bits right after: erf by Abramowitz and
+ * Stegun 7.1.26 (absolute error <= 1.5e-7, against the 2^-11 relative
+ * step of f16 and 2^-8 of bf16 on the result), with the hardware exp and
+ * reciprocal: ~12 instructions where erff takes ~30, and the 16-byte pass
+ * below was bound by them (an f32 result keeps erff). */
+__device__ __forceinline__ float gelu_erf16(float v)
+{
+    const float z = fabsf(v) * 0.70710678118654752f;
+    const float t = __frcp_rn(1.0f + 0.3275911f * z);
+    const float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t -
+                      0.284496736f) * t + 0.254829592f) * t;
+    const float e = 1.0f - p * __expf(-z * z); /* erf(|v| / sqrt 2) */
+    return 0.5f * v * (1.0f + copysignf(e, v));
+}
+
+template <typename CT> __device__ __forceinline__ float gelu_for(float v)
+{
+    return sizeof(CT) == 2 ? gelu_erf16(v) : gelu_erf(v);
+}
+
 /* Two values at a time (I even): half the load and store instructions. */
 template <typename CT> struct pair_of;
 template <> struct pair_of<float> {
@@ -789,45 +818,65 @@ __global__ void k_bias_gelu_inplace(CT *io, const float *bias, int I, size_t row
     }
 }
 
-/* The same with one 16-byte load and store of 16 / sizeof(CT) values per
- * step over the whole [rows, I] block, I a multiple of that (a block per
- * row with 4-byte pairs ran at half the memory rate on an H200). */
+/* The same with 16-byte loads and stores of 16 / sizeof(CT) values, I a
+ * multiple of that (Iv vectors a row): a warp per row, each lane loading
+ * up to 8 vectors before it computes, so many loads are in flight, and
+ * each vector's column is known without dividing. (A block per row with
+ * 4-byte pairs ran at half the memory rate on an H200; a flat loop with
+ * a 64-bit modulo per vector at ~55 %.) */
+#define GELU_UNROLL 8
 template <typename CT>
-__global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t nv)
+__global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t rows)
 {
     constexpr int V = 16 / sizeof(CT);
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nv;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)(i % (size_t)Iv) * V;
-        uint4 u = ((const uint4 *)io)[i];
-        CT *e = (CT *)&u;
+    const int lane = threadIdx.x & 31;
+    const size_t warps = ((size_t)gridDim.x * blockDim.x) >> 5;
+    for (size_t r = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < rows; r += warps) {
+        uint4 *row = (uint4 *)(io + r * (size_t)Iv * V);
+        for (int c0 = 0; c0 < Iv; c0 += 32 * GELU_UNROLL) {
+            uint4 u[GELU_UNROLL];
 #pragma unroll
-        for (int k = 0; k < V; k++)
-            e[k] = from_f32<CT>(gelu_erf(to_f32(e[k]) + bias[c + k]));
-        ((uint4 *)io)[i] = u;
+            for (int j = 0; j < GELU_UNROLL; j++)
+                if (c0 + lane + 32 * j < Iv)
+                    u[j] = row[c0 + lane + 32 * j];
+#pragma unroll
+            for (int j = 0; j < GELU_UNROLL; j++) {
+                const int c = c0 + lane + 32 * j;
+                if (c < Iv) {
+                    CT *e = (CT *)&u[j];
+                    const float *bb = bias + (size_t)c * V;
+#pragma unroll
+                    for (int k = 0; k < V; k++)
+                        e[k] = from_f32<CT>(gelu_for<CT>(to_f32(e[k]) + bb[k]));
+                    row[c] = u[j];
+                }
+            }
+        }
     }
 }
 
-/* One block per sequence: pooling over its real tokens, then L2 norm. */
-__global__ void k_pool(const float *x, const int *lens, int L, int H, int mode, int normalize,
+/* One block per sequence: pooling over its real tokens (the residual
+ * stream, f32 or the input type), then L2 norm; sums in f32. */
+template <typename XT>
+__global__ void k_pool(const XT *x, const int *lens, int L, int H, int mode, int normalize,
                        float *out)
 {
     extern __shared__ float row[];
     __shared__ float red[32];
     int b = blockIdx.x, len = lens[b];
-    const float *base = x + (size_t)b * L * H;
+    const XT *base = x + (size_t)b * L * H;
     for (int c = threadIdx.x; c < H; c += blockDim.x) {
         float acc;
         if (mode == ELO_POOLING_CLS) {
-            acc = base[c];
+            acc = to_f32(base[c]);
         } else if (mode == ELO_POOLING_MAX) {
-            acc = base[c];
+            acc = to_f32(base[c]);
             for (int t = 1; t < len; t++)
-                acc = fmaxf(acc, base[(size_t)t * H + c]);
+                acc = fmaxf(acc, to_f32(base[(size_t)t * H + c]));
         } else {
             float s = 0;
             for (int t = 0; t < len; t++)
-                s += base[(size_t)t * H + c];
+                s += to_f32(base[(size_t)t * H + c]);
             acc = mode == ELO_POOLING_MEAN ? s / len : s / sqrtf((float)len);
         }
         row[c] = acc;
@@ -844,18 +893,11 @@ __global__ void k_pool(const float *x, const int *lens, int L, int H, int mode, 
         out[(size_t)b * H + c] = row[c] * scale;
 }
 
-__global__ void k_f32_to_f16(const float *in, __half *out, size_t n)
+template <typename T> __global__ void k_from_f32(const float *in, T *out, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = __float2half_rn(in[i]);
-}
-
-__global__ void k_f32_to_bf16(const float *in, __nv_bfloat16 *out, size_t n)
-{
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        out[i] = __float2bfloat16_rn(in[i]);
+        out[i] = from_f32<T>(in[i]);
 }
 
 /* ---- context ----------------------------------------------------------------- */
@@ -972,9 +1014,10 @@ static int upload(cuda_embed *c, const float *host, size_t n, int as_ct, void **
     if (e == cudaSuccess) {
         unsigned blocks = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
         if (c->prec == ELO_DTYPE_F16)
-            k_f32_to_f16<<<blocks, 256, 0, c->stream>>>(tmp, (__half *)*out, n);
+            k_from_f32<__half><<<blocks, 256, 0, c->stream>>>(tmp, (__half *)*out, n);
         else
-            k_f32_to_bf16<<<blocks, 256, 0, c->stream>>>(tmp, (__nv_bfloat16 *)*out, n);
+            k_from_f32<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(
+                tmp, (__nv_bfloat16 *)*out, n);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess)
@@ -1253,9 +1296,11 @@ static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale
 template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
 
-/* x = LN(x + y + bias) over T rows, also written as the GEMM input; y is
- * in the input type where y_half(c) says so, else f32. */
-static int y_half(const cuda_embed *c)
+/* x = LN(x + y + bias) over T rows. Where half_stream(c) says so (half
+ * precision, H = 384 or 768: the float4 kernels), the residual stream x is
+ * the GEMM input xc itself and y is in the input type; else x and y are
+ * f32 and the result is also written to xc. */
+static int half_stream(const cuda_embed *c)
 {
     return c->prec != ELO_DTYPE_F32 && (c->info.hidden == 384 || c->info.hidden == 768);
 }
@@ -1267,18 +1312,18 @@ static int residual_ln(cuda_embed *c, const float *bias, const float *g, const f
     int H = c->info.hidden;
     unsigned blocks = (unsigned)((T + 7) / 8);
     float eps = c->info.layer_norm_eps;
-    if (y_half(c) && H == 384) {
-        k_residual_ln_warp4<CT, CT, 3><<<blocks, 256, 0, c->stream>>>(c->x, (const CT *)c->y, bias,
-                                                                       g, b, eps, H, T, xc);
-    } else if (y_half(c)) {
-        k_residual_ln_warp4<CT, CT, 6><<<blocks, 256, 0, c->stream>>>(c->x, (const CT *)c->y, bias,
-                                                                       g, b, eps, H, T, xc);
+    if (half_stream(c) && H == 384) {
+        k_residual_ln_warp4<CT, CT, CT, 3><<<blocks, 256, 0, c->stream>>>(
+            xc, (const CT *)c->y, bias, g, b, eps, H, T, (CT *)nullptr);
+    } else if (half_stream(c)) {
+        k_residual_ln_warp4<CT, CT, CT, 6><<<blocks, 256, 0, c->stream>>>(
+            xc, (const CT *)c->y, bias, g, b, eps, H, T, (CT *)nullptr);
     } else if (H == 384) {
-        k_residual_ln_warp4<CT, float, 3><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b,
-                                                                          eps, H, T, xc);
+        k_residual_ln_warp4<float, CT, float, 3><<<blocks, 256, 0, c->stream>>>(
+            c->x, c->y, bias, g, b, eps, H, T, xc);
     } else if (H == 768) {
-        k_residual_ln_warp4<CT, float, 6><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b,
-                                                                          eps, H, T, xc);
+        k_residual_ln_warp4<float, CT, float, 6><<<blocks, 256, 0, c->stream>>>(
+            c->x, c->y, bias, g, b, eps, H, T, xc);
     } else if (H <= WARP_LN_MAX) {
         k_residual_ln_warp<CT><<<blocks, 256, 0, c->stream>>>(c->x, c->y, bias, g, b, eps, H, T,
                                                                xc);
@@ -1287,6 +1332,27 @@ static int residual_ln(cuda_embed *c, const float *bias, const float *g, const f
             c->x, c->y, bias, g, b, eps, H, xc);
     }
     LAUNCHED("residual LayerNorm");
+    return ELO_OK;
+}
+
+/* out[m, n] = a[m, k] w[k, n] for a dense layer, in `out_type`; with
+ * `gelu`, then out = GELU(out + bias) in place, in the GEMM input type. */
+template <typename CT>
+static int dense(cuda_embed *c, int m, int n, int k, const void *a, const void *w, void *out,
+                 elo_dtype out_type, const float *bias, int gelu)
+{
+    int rc = gemm_to(c, 0, m, n, k, a, k, w, n, out, out_type, n, 0, 0, 0, 0);
+    if (rc < 0 || !gelu)
+        return rc;
+    if (n % (16 / (int)sizeof(CT)) == 0) {
+        int V = 16 / (int)sizeof(CT);
+        unsigned blocks = (unsigned)((m + 7) / 8 < 65535 ? (m + 7) / 8 : 65535);
+        k_bias_gelu16<CT><<<blocks, 256, 0, c->stream>>>((CT *)out, bias, n / V, (size_t)m);
+    } else {
+        k_bias_gelu_inplace<CT><<<(unsigned)(m < 65535 ? m : 65535), 256, 0, c->stream>>>(
+            (CT *)out, bias, n, (size_t)m);
+    }
+    LAUNCHED("gelu");
     return ELO_OK;
 }
 
@@ -1308,7 +1374,7 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     if (H <= WARP_LN_MAX)
         k_embed_warp<CT><<<(unsigned)((T + 7) / 8), 256, 0, st>>>(
             c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
-            c->x, xc);
+            half_stream(c) ? nullptr : c->x, xc);
     else
         k_embed<CT><<<(unsigned)T, LN_THREADS, row_smem, st>>>(c->d_ids, L, H, c->word, c->pos,
                                                                c->type, c->emb_g, c->emb_b,
@@ -1350,10 +1416,10 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
              * both came out equal end to end (287K vs 286K sentences/s at
              * 32 x 1024; per-step times moved between the QKV and FF1
              * GEMMs), and the half one reads half the bytes. */
-            if ((rc = gemm_to(c, 0, (int)T, 3 * H, H, c->xc, H, w->qkv_w, 3 * H,
-                              path == 4 && c->qkv_f32 ? c->qkv : c->qkvc,
-                              path == 4 && c->qkv_f32 ? ELO_DTYPE_F32 : c->prec, 3 * H, 0, 0,
-                              0, 0)) < 0)
+            if ((rc = dense<CT>(c, (int)T, 3 * H, H, c->xc, w->qkv_w,
+                                path == 4 && c->qkv_f32 ? (void *)c->qkv : c->qkvc,
+                                path == 4 && c->qkv_f32 ? ELO_DTYPE_F32 : c->prec, nullptr,
+                                0)) < 0)
                 return rc;
             mark(c, "qkv gemm");
             if (path == 4) {
@@ -1408,40 +1474,30 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
             LAUNCHED("merge");
             mark(c, "attention");
         }
-        elo_dtype yt = y_half(c) ? c->prec : ELO_DTYPE_F32;
-        if ((rc = gemm_to(c, 0, (int)T, H, H, c->attn, H, w->ao_w, H, c->y, yt, H, 0, 0, 0, 0)) <
-            0)
+        elo_dtype yt = half_stream(c) ? c->prec : ELO_DTYPE_F32;
+        if ((rc = dense<CT>(c, (int)T, H, H, c->attn, w->ao_w, c->y, yt, nullptr, 0)) < 0)
             return rc;
         mark(c, "ao gemm");
         if ((rc = residual_ln<CT>(c, w->ao_b, w->ln1_g, w->ln1_b, T, xc)) < 0)
             return rc;
         mark(c, "layernorm");
-        /* ff = GELU(x W1 + b1): the GEMM writes the input type (f32 at f32)
-         * and bias + GELU run in place: half the bytes of an f32 pass */
-        if ((rc = gemm_to(c, 0, (int)T, I, H, c->xc, H, w->ff1_w, I, c->ffc, c->prec, I, 0, 0, 0,
-                          0)) < 0)
+        /* ff = GELU(x W1 + b1) in the input type (f32 at f32) */
+        if ((rc = dense<CT>(c, (int)T, I, H, c->xc, w->ff1_w, c->ffc, c->prec, w->ff1_b, 1)) < 0)
             return rc;
-        mark(c, "ff1 gemm");
-        if (I % (16 / (int)sizeof(CT)) == 0) {
-            int V = 16 / (int)sizeof(CT);
-            size_t nv = T * (size_t)I / V;
-            k_bias_gelu16<CT><<<grid_for(nv), 256, 0, st>>>((CT *)c->ffc, w->ff1_b, I / V, nv);
-        } else {
-            k_bias_gelu_inplace<CT><<<(unsigned)(T < 65535 ? T : 65535), 256, 0, st>>>(
-                (CT *)c->ffc, w->ff1_b, I, T);
-        }
-        LAUNCHED("gelu");
-        mark(c, "gelu");
-        if ((rc = gemm_to(c, 0, (int)T, H, I, c->ffc, I, w->ff2_w, H, c->y, yt, H, 0, 0, 0, 0)) <
-            0)
+        mark(c, "ff1 + gelu");
+        if ((rc = dense<CT>(c, (int)T, H, I, c->ffc, w->ff2_w, c->y, yt, nullptr, 0)) < 0)
             return rc;
         mark(c, "ff2 gemm");
         if ((rc = residual_ln<CT>(c, w->ff2_b, w->ln2_g, w->ln2_b, T, xc)) < 0)
             return rc;
         mark(c, "layernorm");
     }
-    k_pool<<<(unsigned)B, LN_THREADS, row_smem, st>>>(c->x, c->d_lens, L, H, (int)in->pooling,
-                                                      in->normalize, c->pooled);
+    if (half_stream(c))
+        k_pool<CT><<<(unsigned)B, LN_THREADS, row_smem, st>>>(
+            xc, c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
+    else
+        k_pool<float><<<(unsigned)B, LN_THREADS, row_smem, st>>>(
+            c->x, c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
     LAUNCHED("pool");
     mark(c, "pool");
     CU(cudaMemcpyAsync(c->h_out, c->pooled, (size_t)B * H * sizeof(float),
