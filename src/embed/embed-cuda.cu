@@ -522,12 +522,17 @@ __global__ void __launch_bounds__(128)
 
 /* The tensor-core attention (half precision, head size 32 or 64): a
  * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
- * (sequence, head): K (row-major) and V (transposed) of that head go to
- * shared memory once, with the bias added; each warp then takes 16-row
- * query strips, holds its Q tile in registers and walks the keys TC_KEYS
- * at a time with an online softmax (exp2, scale folded into Q), so S and P
- * never leave registers: S's accumulator layout is P's operand layout for
- * the P V product. Up to 8 warps a block (one per strip for L <= 128). */
+ * (sequence, head): Q (bias added, scaled), K and V of that head go to
+ * shared memory once, row-major, in 16-byte pieces; each warp then takes
+ * 16-row query strips, loads its Q tile into registers and walks the keys
+ * TC_KEYS at a time with an online softmax (exp2, scale folded into Q), so
+ * S and P never leave registers: S's accumulator layout is P's operand
+ * layout for the P V product. Operands come from shared memory by
+ * ldmatrix (K as is, V transposed by ldmatrix.trans): an earlier version
+ * with 4-byte shared loads, a V^T built by 2-byte stores and Q read from
+ * global memory in 4-byte pieces was bound by L1 traffic (ncu on an H200:
+ * L1/TEX 92 %, DRAM 28 %). Up to 8 warps a block (one per strip for
+ * L <= 128). */
 #define TC_WARPS_MAX 8
 #define TC_KEYS 32                 /* keys per online-softmax step (64 needed 94
                                       registers at D = 32: 2 blocks an SM) */
@@ -536,7 +541,7 @@ __global__ void __launch_bounds__(128)
 static size_t attention_tc_smem(int L, int d)
 {
     size_t Lp = (size_t)(L + 15) / 16 * 16;
-    return (Lp * TC_LDH(d) + (size_t)d * TC_LDH(Lp)) * 2;
+    return 3 * Lp * TC_LDH(d) * 2; /* Q, K and V */
 }
 
 static int attention_tc_warps(int L)
@@ -594,6 +599,32 @@ template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *c, co
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* Four 8 x 8 tiles of 16-bit values from shared memory, one register
+ * each; lanes 8i .. 8i + 7 give the row addresses of tile i. .trans hands
+ * out each tile transposed. */
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *smem)
+{
+    unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const void *smem)
+{
+    unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/* Eight floats as eight 16-bit values in one 16-byte piece. */
+template <typename CT> __device__ __forceinline__ uint4 pack8(const float *e)
+{
+    return make_uint4(pack2<CT>(e[0], e[1]), pack2<CT>(e[2], e[3]), pack2<CT>(e[4], e[5]),
+                      pack2<CT>(e[6], e[7]));
+}
+
 /* Two consecutive values of a QKV row as floats. */
 __device__ __forceinline__ float2 load2(const float *p) { return *(const float2 *)p; }
 template <typename T> __device__ __forceinline__ float2 load2(const T *p)
@@ -611,61 +642,41 @@ __global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
                    float scale, CT *out)
 {
     extern __shared__ __align__(16) unsigned char smc[];
-    const int Lp = (L + 15) / 16 * 16, ldk = TC_LDH(D), ldv = TC_LDH(Lp);
+    const int Lp = (L + 15) / 16 * 16, ld = TC_LDH(D);
     const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    CT *ks = (CT *)smc, *vt = ks + (size_t)Lp * ldk;
-    const QT *base = qkv + (size_t)b * L * 3 * H;
-    const float *qb = bias + h * D, *kb = bias + H + h * D, *vb = bias + 2 * H + h * D;
-    /* K and V^T: rows fastest across threads, so that V's transposed
-     * stores are consecutive; padding rows are zeros */
+    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * ld, *vs = ks + (size_t)Lp * ld;
+    const QT *base = qkv + (size_t)b * L * 3 * H + h * D;
+    const float qscale = scale * 1.4426950408889634f; /* log2(e): exp2 below */
+    /* Q, K and V, 8 values a thread per step, the pieces of a row on
+     * consecutive threads (whole sectors); rows past the sequence are zeros */
     for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
-        int r = i % Lp, c8 = (i / Lp) * 8;
-        float ek[8], ev[8];
-        if (r < len) {
-            const QT *row = base + (size_t)r * 3 * H + h * D + c8;
-            load8(row + H, ek);
-            load8(row + 2 * H, ev);
+        const int r = i / (D / 8), c8 = (i % (D / 8)) * 8;
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                ek[e] += kb[c8 + e];
-                ev[e] += vb[c8 + e];
+        for (int part = 0; part < 3; part++) { /* Q, K, V: one at a time (registers) */
+            float e[8], bb[8];
+            if (r < len) {
+                load8(base + (size_t)r * 3 * H + part * H + c8, e);
+                load8(bias + part * H + h * D + c8, bb);
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    e[k] = part == 0 ? (e[k] + bb[k]) * qscale : e[k] + bb[k];
+            } else {
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    e[k] = 0.0f;
             }
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                ek[e] = ev[e] = 0.0f;
+            *(uint4 *)(qs + (size_t)part * Lp * ld + (size_t)r * ld + c8) = pack8<CT>(e);
         }
-        uint4 uk;
-        uk.x = pack2<CT>(ek[0], ek[1]);
-        uk.y = pack2<CT>(ek[2], ek[3]);
-        uk.z = pack2<CT>(ek[4], ek[5]);
-        uk.w = pack2<CT>(ek[6], ek[7]);
-        *(uint4 *)(ks + (size_t)r * ldk + c8) = uk;
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            vt[(size_t)(c8 + e) * ldv + r] = from_f32<CT>(ev[e]);
     }
     __syncthreads();
-    const float qscale = scale * 1.4426950408889634f; /* log2(e): exp2 below */
     const int warps = blockDim.x >> 5;
     for (int s = warp; s < Lp / 16; s += warps) {
         const int r0 = s * 16 + g, r1 = r0 + 8;
-        uint32_t qa[D / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-#pragma unroll
-            for (int hi = 0; hi < 2; hi++) {
-                int c = 16 * kk + 2 * q + 8 * hi;
-                float2 v0 = make_float2(0.0f, 0.0f), v1 = v0;
-                if (r0 < len)
-                    v0 = load2(base + (size_t)r0 * 3 * H + h * D + c);
-                if (r1 < len)
-                    v1 = load2(base + (size_t)r1 * 3 * H + h * D + c);
-                qa[kk][2 * hi] = pack2<CT>((v0.x + qb[c]) * qscale, (v0.y + qb[c + 1]) * qscale);
-                qa[kk][2 * hi + 1] =
-                    pack2<CT>((v1.x + qb[c]) * qscale, (v1.y + qb[c + 1]) * qscale);
-            }
+        /* A tiles of the strip: lanes 0-15 address rows at column 0,
+         * lanes 16-31 the same rows at column 8; loaded again for each
+         * key step rather than held (registers: 64 a thread at D = 32) */
+        const CT *qr = qs + (size_t)(16 * s + (lane & 15)) * ld + (lane >> 4) * 8;
         float o[D / 8][4];
 #pragma unroll
         for (int dn = 0; dn < D / 8; dn++)
@@ -676,22 +687,34 @@ __global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
             float sc[TC_KEYS / 8][4];
             float bm0 = -INFINITY, bm1 = -INFINITY;
 #pragma unroll
-            for (int n = 0; n < TC_KEYS / 8; n++) {
-                sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = -INFINITY;
-                if (n < nt) {
-                    sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-                    const CT *kr = ks + (size_t)(k0 + 8 * n + g) * ldk + 2 * q;
+            for (int n = 0; n < TC_KEYS / 8; n += 2) {
 #pragma unroll
-                    for (int kk = 0; kk < D / 16; kk++)
-                        mma16816<CT>(sc[n], qa[kk], *(const uint32_t *)(kr + 16 * kk),
-                                     *(const uint32_t *)(kr + 16 * kk + 8));
-                    int key = k0 + 8 * n + 2 * q;
+                for (int u = 0; u < 2; u++)
+                    sc[n + u][0] = sc[n + u][1] = sc[n + u][2] = sc[n + u][3] =
+                        n < nt ? 0.0f : -INFINITY;
+                if (n >= nt)
+                    continue;
+                /* B tiles of keys 8n .. 8n + 15: K's rows as they are
+                 * (tiles: keys 0-7 at d 0 and 8, keys 8-15 at d 0 and 8) */
+                const CT *kr = ks + (size_t)(k0 + 8 * n + (lane & 7) + ((lane >> 4) << 3)) * ld +
+                               ((lane >> 3) & 1) * 8;
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++) {
+                    uint32_t qa[4], kf[4];
+                    ldsm_x4(qa, qr + 16 * kk);
+                    ldsm_x4(kf, kr + 16 * kk);
+                    mma16816<CT>(sc[n], qa, kf[0], kf[1]);
+                    mma16816<CT>(sc[n + 1], qa, kf[2], kf[3]);
+                }
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    int key = k0 + 8 * (n + u) + 2 * q;
                     if (key >= len)
-                        sc[n][0] = sc[n][2] = -INFINITY;
+                        sc[n + u][0] = sc[n + u][2] = -INFINITY;
                     if (key + 1 >= len)
-                        sc[n][1] = sc[n][3] = -INFINITY;
-                    bm0 = fmaxf(bm0, fmaxf(sc[n][0], sc[n][1]));
-                    bm1 = fmaxf(bm1, fmaxf(sc[n][2], sc[n][3]));
+                        sc[n + u][1] = sc[n + u][3] = -INFINITY;
+                    bm0 = fmaxf(bm0, fmaxf(sc[n + u][0], sc[n + u][1]));
+                    bm1 = fmaxf(bm1, fmaxf(sc[n + u][2], sc[n + u][3]));
                 }
             }
             bm0 = fmaxf(bm0, __shfl_xor_sync(0xffffffffu, bm0, 1));
@@ -729,10 +752,15 @@ __global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
                 }
                 const uint32_t pa[4] = {pack2<CT>(p[0][0], p[0][1]), pack2<CT>(p[0][2], p[0][3]),
                                         pack2<CT>(p[1][0], p[1][1]), pack2<CT>(p[1][2], p[1][3])};
+                /* B tiles of V for keys 16c .. 16c + 15, two 8-column
+                 * groups at a time, transposed by ldmatrix */
+                const CT *vr = vs + (size_t)(k0 + 16 * c + (lane & 15)) * ld + (lane >> 4) * 8;
 #pragma unroll
-                for (int dn = 0; dn < D / 8; dn++) {
-                    const CT *vr = vt + (size_t)(8 * dn + g) * ldv + k0 + 16 * c + 2 * q;
-                    mma16816<CT>(o[dn], pa, *(const uint32_t *)vr, *(const uint32_t *)(vr + 8));
+                for (int dn = 0; dn < D / 8; dn += 2) {
+                    uint32_t vf[4];
+                    ldsm_x4_trans(vf, vr + 8 * dn);
+                    mma16816<CT>(o[dn], pa, vf[0], vf[1]);
+                    mma16816<CT>(o[dn + 1], pa, vf[2], vf[3]);
                 }
             }
         }
@@ -763,12 +791,13 @@ __device__ __forceinline__ float gelu_erf(float v)
 /* GELU for a value rounded to 16 bits right after: erf by Abramowitz and
  * Stegun 7.1.26 (absolute error <= 1.5e-7, against the 2^-11 relative
  * step of f16 and 2^-8 of bf16 on the result), with the hardware exp and
- * reciprocal: ~12 instructions where erff takes ~30, and the 16-byte pass
- * below was bound by them (an f32 result keeps erff). */
+ * an approximate reciprocal (2 ulp): ~12 instructions where erff takes
+ * ~30; the pass below does ~25 a value and moves 4 bytes, so instructions
+ * weigh as much as memory there (an f32 result keeps erff). */
 __device__ __forceinline__ float gelu_erf16(float v)
 {
     const float z = fabsf(v) * 0.70710678118654752f;
-    const float t = __frcp_rn(1.0f + 0.3275911f * z);
+    const float t = __fdividef(1.0f, 1.0f + 0.3275911f * z);
     const float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t -
                       0.284496736f) * t + 0.254829592f) * t;
     const float e = 1.0f - p * __expf(-z * z); /* erf(|v| / sqrt 2) */
@@ -820,11 +849,29 @@ __global__ void k_bias_gelu_inplace(CT *io, const float *bias, int I, size_t row
 
 /* The same with 16-byte loads and stores of 16 / sizeof(CT) values, I a
  * multiple of that (Iv vectors a row): a warp per row, each lane loading
- * up to 8 vectors before it computes, so many loads are in flight, and
- * each vector's column is known without dividing. (A block per row with
- * 4-byte pairs ran at half the memory rate on an H200; a flat loop with
- * a 64-bit modulo per vector at ~55 %.) */
+ * up to GELU_UNROLL vectors before it computes, so many loads are in
+ * flight, and each vector's column known without dividing (a flat loop
+ * with a 64-bit modulo per vector ran at ~55 % of the memory rate on an
+ * H200, with scalar bias loads making it L1-bound: ncu L1 89 %, DRAM 40 %).
+ * Keeping a lane's bias in registers across rows was slower still (122
+ * registers: 2 blocks an SM). Conversions go two values at a time. */
 #define GELU_UNROLL 8
+template <typename CT>
+__device__ __forceinline__ void bias_gelu_vec(uint4 &u, const float *bias)
+{
+    typedef pair_of<CT> P;
+    typename P::T *e = (typename P::T *)&u;
+    const float4 *b4 = (const float4 *)bias;
+#pragma unroll
+    for (int k = 0; k < (int)(4 / sizeof(CT)); k++) { /* 4 values a step */
+        float4 bb = b4[k];
+        float2 v0 = P::f2(e[2 * k]), v1 = P::f2(e[2 * k + 1]);
+        e[2 * k] = P::from(make_float2(gelu_for<CT>(v0.x + bb.x), gelu_for<CT>(v0.y + bb.y)));
+        e[2 * k + 1] =
+            P::from(make_float2(gelu_for<CT>(v1.x + bb.z), gelu_for<CT>(v1.y + bb.w)));
+    }
+}
+
 template <typename CT>
 __global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t rows)
 {
@@ -843,11 +890,7 @@ __global__ void k_bias_gelu16(CT *io, const float *bias, int Iv, size_t rows)
             for (int j = 0; j < GELU_UNROLL; j++) {
                 const int c = c0 + lane + 32 * j;
                 if (c < Iv) {
-                    CT *e = (CT *)&u[j];
-                    const float *bb = bias + (size_t)c * V;
-#pragma unroll
-                    for (int k = 0; k < V; k++)
-                        e[k] = from_f32<CT>(gelu_for<CT>(to_f32(e[k]) + bb[k]));
+                    bias_gelu_vec<CT>(u[j], bias + (size_t)c * V);
                     row[c] = u[j];
                 }
             }
@@ -947,6 +990,7 @@ struct cuda_embed {
     const char *pname[128];
     const char *pkey[16];
     double ptot[16];
+    double phost;                   /* host time spent enqueueing, ms */
 };
 
 static void mark(cuda_embed *c, const char *name)
@@ -1037,7 +1081,8 @@ extern "C" void elo__embed_cuda_free(void *ctx)
         double all = 0;
         for (int k = 0; k < c->pk; k++)
             all += c->ptot[k];
-        fprintf(stderr, "embed profile: %d runs, %.3f ms a run\n", c->pruns, all / c->pruns);
+        fprintf(stderr, "embed profile: %d runs, %.3f ms a run (host enqueue %.3f ms a run)\n",
+                c->pruns, all / c->pruns, c->phost / c->pruns);
         for (int k = 0; k < c->pk; k++)
             fprintf(stderr, "  %-12s %8.3f ms a run (%4.1f %%)\n", c->pkey[k],
                     c->ptot[k] / c->pruns, 100.0 * c->ptot[k] / all);
@@ -1581,7 +1626,11 @@ extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *len
     if (exec) {
         CU(cudaGraphLaunch(exec, c->stream));
     } else {
-        if ((rc = enqueue(c, count, seq_len)) < 0) {
+        double t0 = c->prof ? elo_time_sec() : 0;
+        rc = enqueue(c, count, seq_len);
+        if (c->prof)
+            c->phost += (elo_time_sec() - t0) * 1e3;
+        if (rc < 0) {
             cudaStreamSynchronize(c->stream);
             cudaGetLastError();
             return rc;
