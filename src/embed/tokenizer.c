@@ -18,9 +18,9 @@
  * character. The fast path (the default) reads each ASCII byte through a
  * 128-entry table built once per tokenizer from the general path's own
  * class functions and options (drop, space, punctuation word with its id,
- * or word byte already lowercased). It hashes a word while reading it, so
- * a word that is one token costs one probe, and otherwise runs WordPiece
- * with one hashing pass per piece start instead of one per candidate.
+ * or word byte already lowercased), and hashes a word while reading it, so
+ * a word that is one token costs one probe. Both paths then share
+ * WordPiece, which hashes all candidates of a piece in one pass.
  * Non-ASCII characters and bytes that may start a special token go
  * through the general path's step(), one character at a time.
  * elo__tokenizer_set_general() forces the general path, so tests can
@@ -635,7 +635,7 @@ typedef struct {
     int prev_cased;             /* lowercase_input: Final_Sigma context */
     uint64_t word_hash;         /* fast path: fnv_add() state of word[0..word_hashed) */
     size_t word_hashed;
-    uint32_t piece_hash[MAX_WORD_CHARS_CAP * 4 + 9]; /* wordpiece_fast() scratch */
+    uint32_t piece_hash[MAX_WORD_CHARS_CAP * 4 + 9]; /* wordpiece() scratch */
 } enc_state;
 
 static void push(enc_state *s, int32_t id)
@@ -645,51 +645,12 @@ static void push(enc_state *s, int32_t id)
 }
 
 /* Greedy longest-match-first WordPiece over w[0..n): writes the piece ids
- * to `pieces` and returns their count, or -1 when a piece is missing. The
- * general path's version: each candidate is copied behind the prefix and
- * hashed whole. */
-static int wordpiece_general(const elo_tokenizer *t, const char *w, size_t n, int32_t *pieces)
-{
-    char key[MAX_WORD_CHARS_CAP * 4 + 32];
-    int npieces = 0;
-    size_t start = 0;
-    while (start < n) {
-        size_t end = n;
-        size_t room = t->max_token_bytes;
-        if (end - start > room)
-            end = start + room;
-        while (end < n && (w[end] & 0xc0) == 0x80)
-            end--;
-        int32_t found = -1;
-        while (end > start) {
-            size_t klen = 0;
-            if (start > 0) {
-                memcpy(key, t->prefix, t->prefix_len);
-                klen = t->prefix_len;
-            }
-            memcpy(key + klen, w + start, end - start);
-            klen += end - start;
-            found = lookup(t, key, klen);
-            if (found >= 0)
-                break;
-            do
-                end--;
-            while (end > start && (w[end] & 0xc0) == 0x80);
-        }
-        if (found < 0)
-            return -1;
-        pieces[npieces++] = found;
-        start = end;
-    }
-    return npieces;
-}
-
-/* The same search and result as wordpiece_general(), but one FNV pass from
- * each piece start gives the hash of every candidate (prefix included), so
- * a word costs O(length x pieces) bytes hashed instead of O(length^2), and
- * no key is copied. `hash` has room for n + 1 values. */
-static int wordpiece_fast(const elo_tokenizer *t, const char *w, size_t n, int32_t *pieces,
-                          uint32_t *hash)
+ * to `pieces` and returns their count, or -1 when a piece is missing. One
+ * FNV pass from each piece start gives the hash of every candidate (prefix
+ * included), so a word costs O(length x pieces) bytes hashed instead of
+ * O(length^2), and no key is copied. `hash` has room for n + 1 values. */
+static int wordpiece(const elo_tokenizer *t, const char *w, size_t n, int32_t *pieces,
+                     uint32_t *hash)
 {
     int npieces = 0;
     size_t start = 0;
@@ -742,7 +703,7 @@ static void flush_word(enc_state *s)
     }
     /* Most words are one token: the first candidate, the whole word, is
      * looked up with the hash the fast path made while reading it. */
-    if (hashed == n && n <= t->max_token_bytes && !t->general_only) {
+    if (hashed == n && n <= t->max_token_bytes) {
         int32_t id = lookup_hashed(t, fnv_fold(hash), "", 0, s->word, n);
         if (id >= 0) {
             push(s, id);
@@ -750,8 +711,7 @@ static void flush_word(enc_state *s)
         }
     }
     int32_t pieces[MAX_WORD_CHARS_CAP];
-    int npieces = t->general_only ? wordpiece_general(t, s->word, n, pieces)
-                                  : wordpiece_fast(t, s->word, n, pieces, s->piece_hash);
+    int npieces = wordpiece(t, s->word, n, pieces, s->piece_hash);
     if (npieces < 0) {
         push(s, t->unk);
         return;
