@@ -144,11 +144,11 @@ static int embed_once(elo_embedder *e, int mode, const char *const *texts,
 }
 
 /* Times case `bc` in one mode (BENCH_E2E or BENCH_MODEL) into *r. Both
- * modes embed the same BATCH texts; BENCH_MODEL tokenizes each of them once,
+ * modes embed BATCH copies of one text; BENCH_MODEL tokenizes it once,
  * before timing, with the model's tokenizer and max_seq_length (what
- * elo_embedder_run_texts does per call), so the ids are the ones the texts
- * give. A text that does not give exactly bc.tokens ids is ELO_INTERNAL.
- * Returns a negative status on error. */
+ * elo_embedder_run_texts does per text and call), and every row points at
+ * those ids. A text that does not give exactly bc.tokens ids is
+ * ELO_INTERNAL. Returns a negative status on error. */
 static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, int mode,
                     double min_sec, bench_result *r)
 {
@@ -156,44 +156,34 @@ static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, in
     const elo_tokenizer *tok = elo_embed_model_tokenizer(m);
     char *text = make_text(tok, bc.tokens);
     const char **texts = elo_calloc((size_t)bc.batch, sizeof *texts);
-    int32_t *scratch = elo_malloc((size_t)in->max_seq_length * sizeof *scratch);
-    int32_t *ids = NULL;        /* batch x tokens, row i for texts[i] */
-    const int32_t **rows = NULL;
-    int *lens = NULL;
+    int32_t *ids = elo_malloc((size_t)in->max_seq_length * sizeof *ids);
+    const int32_t **rows = elo_calloc((size_t)bc.batch, sizeof *rows);
+    int *lens = elo_calloc((size_t)bc.batch, sizeof *lens);
     float *out = elo_malloc((size_t)bc.batch * in->hidden * sizeof *out);
     double *times = elo_calloc(10000, sizeof *times);
     int rc = ELO_OK;
-    if (!text || !texts || !scratch || !out || !times) {
+    if (!text || !texts || !ids || !rows || !lens || !out || !times) {
         rc = elo_seterr(ELO_NOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < bc.batch; i++)
-        texts[i] = text;
     if (mode == BENCH_MODEL) {
-        ids = elo_malloc((size_t)bc.batch * bc.tokens * sizeof *ids);
-        rows = elo_calloc((size_t)bc.batch, sizeof *rows);
-        lens = elo_calloc((size_t)bc.batch, sizeof *lens);
-        if (!ids || !rows || !lens) {
-            rc = elo_seterr(ELO_NOMEM, "out of memory");
+        int n = elo_tokenizer_encode(tok, text, strlen(text), ids, in->max_seq_length);
+        if (n < 0) {
+            rc = n;
+            goto out;
+        }
+        if (n != bc.tokens) {
+            rc = elo_seterr(ELO_INTERNAL, "case %dx%d: the text gives %d ids", bc.tokens,
+                            bc.batch, n);
             goto out;
         }
         for (int i = 0; i < bc.batch; i++) {
-            int n = elo_tokenizer_encode(tok, texts[i], strlen(texts[i]), scratch,
-                                         in->max_seq_length);
-            if (n < 0) {
-                rc = n;
-                goto out;
-            }
-            if (n != bc.tokens) {
-                rc = elo_seterr(ELO_INTERNAL, "case %dx%d: the text gives %d ids", bc.tokens,
-                                bc.batch, n);
-                goto out;
-            }
-            memcpy(ids + (size_t)i * bc.tokens, scratch, (size_t)n * sizeof *ids);
-            rows[i] = ids + (size_t)i * bc.tokens;
+            rows[i] = ids;
             lens[i] = n;
         }
     }
+    for (int i = 0; i < bc.batch; i++)
+        texts[i] = text;
     for (int w = 0; w < 3; w++)
         if ((rc = embed_once(e, mode, texts, rows, lens, bc.batch, out)) < 0)
             goto out;
@@ -214,7 +204,6 @@ static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, in
 out:
     elo_free(text);
     elo_free(texts);
-    elo_free(scratch);
     elo_free(ids);
     elo_free(rows);
     elo_free(lens);
