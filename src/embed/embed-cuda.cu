@@ -63,21 +63,46 @@ __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-/* Sum over the block (blockDim.x a multiple of 32, <= 1024). */
-__device__ float block_sum(float v, float *shared32)
+/* Sum and maximum over the 32 lanes of a warp, in every lane. */
+__device__ __forceinline__ float warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1)
         v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* The same over the 4 lanes of a quad (lanes 4k .. 4k + 3: the threads
+ * that share a row of an mma fragment). */
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+__device__ __forceinline__ float quad_max(float v)
+{
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, <= 1024). */
+__device__ float block_sum(float v, float *shared32)
+{
+    v = warp_sum(v);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     __syncthreads();
     if (lane == 0)
         shared32[warp] = v;
     __syncthreads();
     int warps = blockDim.x >> 5;
-    float t = lane < warps ? shared32[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1)
-        t += __shfl_xor_sync(0xffffffffu, t, o);
-    return t;
+    return warp_sum(lane < warps ? shared32[lane] : 0.0f);
 }
 
 /* LayerNorm of the row held in `row` (shared, H floats), written as f32
@@ -155,13 +180,11 @@ __global__ void k_softmax(const float *scores, CT *probs, const int *lens, int L
     float mx = -INFINITY;
     for (int j = lane; j < len; j += 32)
         mx = fmaxf(mx, s[j] * scale);
-    for (int o = 16; o > 0; o >>= 1)
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    mx = warp_max(mx);
     float sum = 0;
     for (int j = lane; j < len; j += 32)
         sum += __expf(s[j] * scale - mx);
-    for (int o = 16; o > 0; o >>= 1)
-        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    sum = warp_sum(sum);
     float inv = 1.0f / sum;
     for (int j = lane; j < L; j += 32)
         p[j] = from_f32<CT>(j < len ? __expf(s[j] * scale - mx) * inv : 0.0f);
@@ -199,8 +222,7 @@ __device__ __forceinline__ void warp_ln_store(float (&v)[WARP_LN_PER], int H, in
 #pragma unroll
     for (int i = 0; i < WARP_LN_PER; i++)
         s += v[i];
-    for (int o = 16; o > 0; o >>= 1)
-        s += __shfl_xor_sync(0xffffffffu, s, o);
+    s = warp_sum(s);
     float mean = s / H, q = 0.0f;
 #pragma unroll
     for (int i = 0; i < WARP_LN_PER; i++) {
@@ -208,8 +230,7 @@ __device__ __forceinline__ void warp_ln_store(float (&v)[WARP_LN_PER], int H, in
         float dlt = c < H ? v[i] - mean : 0.0f;
         q += dlt * dlt;
     }
-    for (int o = 16; o > 0; o >>= 1)
-        q += __shfl_xor_sync(0xffffffffu, q, o);
+    q = warp_sum(q);
     float inv = rsqrtf(q / H + eps);
 #pragma unroll
     for (int i = 0; i < WARP_LN_PER; i++) {
@@ -310,16 +331,14 @@ __global__ void k_residual_ln_warp4(XT *x, const YT *y, const float *bias, const
         v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
         s += v[i].x + v[i].y + v[i].z + v[i].w;
     }
-    for (int o = 16; o > 0; o >>= 1)
-        s += __shfl_xor_sync(0xffffffffu, s, o);
+    s = warp_sum(s);
     float mean = s / H, q = 0.0f;
 #pragma unroll
     for (int i = 0; i < NV; i++) {
         float a = v[i].x - mean, e = v[i].y - mean, f = v[i].z - mean, h = v[i].w - mean;
         q += a * a + e * e + f * f + h * h;
     }
-    for (int o = 16; o > 0; o >>= 1)
-        q += __shfl_xor_sync(0xffffffffu, q, o);
+    q = warp_sum(q);
     float inv = rsqrtf(q / H + eps);
     const float4 *g4 = (const float4 *)g, *bb4 = (const float4 *)b;
 #pragma unroll
@@ -408,16 +427,14 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             prow[j] = sc;
             mx = fmaxf(mx, sc);
         }
-        for (int o2 = 16; o2 > 0; o2 >>= 1)
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o2));
+        mx = warp_max(mx);
         float sum = 0.0f;
         for (int j = lane; j < len; j += 32) {
             float e = __expf(prow[j] - mx);
             prow[j] = e;
             sum += e;
         }
-        for (int o2 = 16; o2 > 0; o2 >>= 1)
-            sum += __shfl_xor_sync(0xffffffffu, sum, o2);
+        sum = warp_sum(sum);
         float inv = 1.0f / sum;
         __syncwarp();
         for (int dd = lane; dd < d; dd += 32) {
@@ -524,11 +541,11 @@ __global__ void __launch_bounds__(128)
  * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
  * (sequence, head): Q (bias added, scaled), K and V of that head go to
  * shared memory once, row-major, in 16-byte pieces; each warp then takes
- * 16-row query strips, loads its Q tile into registers and walks the keys
- * TC_KEYS at a time with an online softmax (exp2, scale folded into Q), so
- * S and P never leave registers: S's accumulator layout is P's operand
- * layout for the P V product. Operands come from shared memory by
- * ldmatrix (K as is, V transposed by ldmatrix.trans): an earlier version
+ * 16-row query strips and walks the keys TC_KEYS at a time with an
+ * online softmax (exp2, scale folded into Q), so S and P never leave
+ * registers: S's accumulator layout is P's operand layout for the P V
+ * product. Operands come from shared memory by ldmatrix (Q and K as they
+ * are, V transposed by ldmatrix.trans): an earlier version
  * with 4-byte shared loads, a V^T built by 2-byte stores and Q read from
  * global memory in 4-byte pieces was bound by L1 traffic (ncu on an H200:
  * L1/TEX 92 %, DRAM 28 %). Up to 8 warps a block (one per strip for
@@ -625,13 +642,6 @@ template <typename CT> __device__ __forceinline__ uint4 pack8(const float *e)
                       pack2<CT>(e[6], e[7]));
 }
 
-/* Two consecutive values of a QKV row as floats. */
-__device__ __forceinline__ float2 load2(const float *p) { return *(const float2 *)p; }
-template <typename T> __device__ __forceinline__ float2 load2(const T *p)
-{
-    return make_float2(to_f32(p[0]), to_f32(p[1]));
-}
-
 /* Fragment layout of m16n8k16 (g = lane / 4, q = lane % 4): A registers
  * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
  * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
@@ -717,10 +727,8 @@ __global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
                     bm1 = fmaxf(bm1, fmaxf(sc[n + u][2], sc[n + u][3]));
                 }
             }
-            bm0 = fmaxf(bm0, __shfl_xor_sync(0xffffffffu, bm0, 1));
-            bm0 = fmaxf(bm0, __shfl_xor_sync(0xffffffffu, bm0, 2));
-            bm1 = fmaxf(bm1, __shfl_xor_sync(0xffffffffu, bm1, 1));
-            bm1 = fmaxf(bm1, __shfl_xor_sync(0xffffffffu, bm1, 2));
+            bm0 = quad_max(bm0);
+            bm1 = quad_max(bm1);
             /* key 0 is always valid (len >= 1), so after the first step
              * the running maxima are finite */
             const float mn0 = fmaxf(m0, bm0), mn1 = fmaxf(m1, bm1);
@@ -764,10 +772,8 @@ __global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
                 }
             }
         }
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        l0 = quad_sum(l0);
+        l1 = quad_sum(l1);
         const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
 #pragma unroll
         for (int dn = 0; dn < D / 8; dn++) {
