@@ -539,18 +539,26 @@ __global__ void __launch_bounds__(128)
 
 /* The tensor-core attention (half precision, head size 32 or 64): a
  * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
- * (sequence, head): Q (bias added, scaled), K and V of that head go to
- * shared memory once, row-major, in 16-byte pieces; each warp then takes
- * 16-row query strips and walks the keys TC_KEYS at a time with an
- * online softmax (exp2, scale folded into Q), so S and P never leave
+ * (sequence, head): K and V of that head go to shared memory as they are
+ * (cp.async, 16-byte pieces, the pieces of a row on consecutive threads),
+ * Q through registers with its bias added and the scale (times log2 e:
+ * exp2 below) applied. K's bias adds q . bk to every score of a query row,
+ * which softmax cancels, so it is left out; V's bias comes out of the
+ * weighted sum unchanged (the weights sum to 1), so it is added to the
+ * output. Each warp then takes 16-row query strips and walks the keys
+ * TC_KEYS at a time with an online softmax, so S and P never leave
  * registers: S's accumulator layout is P's operand layout for the P V
  * product. Operands come from shared memory by ldmatrix (Q and K as they
- * are, V transposed by ldmatrix.trans): an earlier version
- * with 4-byte shared loads, a V^T built by 2-byte stores and Q read from
- * global memory in 4-byte pieces was bound by L1 traffic (ncu on an H200:
- * L1/TEX 92 %, DRAM 28 %). Up to 8 warps a block (one per strip for
- * L <= 128). */
-#define TC_WARPS_MAX 8
+ * are, V transposed by ldmatrix.trans). Up to 8 warps a block (one per
+ * strip for L <= 128).
+ *
+ * Measured on an H200 (6 layers, f16): loading Q, K and V all through
+ * registers (bias added to each) took 0.33 / 0.54 ms a 32 x 1024 / 128 x
+ * 256 batch; a persistent version (a block walking groups of items with
+ * the next group's loads in flight, two shared-memory stages) took 0.46 /
+ * 0.69 ms: fewer warps an SM (24 against 32 or more) lost more than the
+ * prefetch won. */
+#define TC_WARPS 8
 #define TC_KEYS 32                 /* keys per online-softmax step (64 needed 94
                                       registers at D = 32: 2 blocks an SM) */
 #define TC_LDH(n) ((n) + 8)        /* 16-bit rows, padded off bank multiples */
@@ -564,7 +572,20 @@ static size_t attention_tc_smem(int L, int d)
 static int attention_tc_warps(int L)
 {
     int strips = (L + 15) / 16;
-    return strips < TC_WARPS_MAX ? strips : TC_WARPS_MAX;
+    return strips < TC_WARPS ? strips : TC_WARPS;
+}
+
+/* 16 bytes global -> shared without registers; `bytes` 0 writes zeros. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes)
+{
+    unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gmem),
+                 "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
 }
 
 /* 8 consecutive values as floats (16- or 32-byte aligned loads). */
@@ -646,146 +667,170 @@ template <typename CT> __device__ __forceinline__ uint4 pack8(const float *e)
  * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
  * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
  * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
-template <typename QT, typename CT, int D>
-__global__ void __launch_bounds__(TC_WARPS_MAX * 32, D == 32 ? 4 : 2)
-    k_attention_tc(const QT *qkv, const float *bias, const int *lens, int L, int H, int heads,
+/* One warp, one 16-row query strip `s` of an item whose Q (biased,
+ * scaled), K and V lie in shared memory: out rows s*16 .. s*16+15 (row
+ * stride H; `vbias` the item's V bias, added here). */
+template <typename CT, int D>
+__device__ __forceinline__ void tc_strip(const CT *qs, const CT *ks, const CT *vs,
+                                         const float *vbias, int s, int len, int L, int Lp,
+                                         int lane, int g, int q, CT *out, int H)
+{
+    const int ld = TC_LDH(D);
+    const int r0 = s * 16 + g, r1 = r0 + 8;
+    /* A tiles of the strip: lanes 0-15 address rows at column 0, lanes
+     * 16-31 the same rows at column 8; loaded again for each key step
+     * rather than held (registers) */
+    const CT *qr = qs + (size_t)(16 * s + (lane & 15)) * ld + (lane >> 4) * 8;
+    float o[D / 8][4];
+#pragma unroll
+    for (int dn = 0; dn < D / 8; dn++)
+        o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    for (int k0 = 0; k0 < Lp; k0 += TC_KEYS) {
+        const int nt = (Lp - k0 < TC_KEYS ? Lp - k0 : TC_KEYS) / 8; /* even */
+        float sc[TC_KEYS / 8][4];
+        float bm0 = -INFINITY, bm1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < TC_KEYS / 8; n += 2) {
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+                sc[n + u][0] = sc[n + u][1] = sc[n + u][2] = sc[n + u][3] =
+                    n < nt ? 0.0f : -INFINITY;
+            if (n >= nt)
+                continue;
+            /* B tiles of keys 8n .. 8n + 15: K's rows as they are (tiles:
+             * keys 0-7 at d 0 and 8, keys 8-15 at d 0 and 8) */
+            const CT *kr = ks + (size_t)(k0 + 8 * n + (lane & 7) + ((lane >> 4) << 3)) * ld +
+                           ((lane >> 3) & 1) * 8;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t qa[4], kf[4];
+                ldsm_x4(qa, qr + 16 * kk);
+                ldsm_x4(kf, kr + 16 * kk);
+                mma16816<CT>(sc[n], qa, kf[0], kf[1]);
+                mma16816<CT>(sc[n + 1], qa, kf[2], kf[3]);
+            }
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                int key = k0 + 8 * (n + u) + 2 * q;
+                if (key >= len)
+                    sc[n + u][0] = sc[n + u][2] = -INFINITY;
+                if (key + 1 >= len)
+                    sc[n + u][1] = sc[n + u][3] = -INFINITY;
+                bm0 = fmaxf(bm0, fmaxf(sc[n + u][0], sc[n + u][1]));
+                bm1 = fmaxf(bm1, fmaxf(sc[n + u][2], sc[n + u][3]));
+            }
+        }
+        bm0 = quad_max(bm0);
+        bm1 = quad_max(bm1);
+        /* key 0 is always valid (len >= 1), so after the first step the
+         * running maxima are finite */
+        const float mn0 = fmaxf(m0, bm0), mn1 = fmaxf(m1, bm1);
+        const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        l0 *= c0;
+        l1 *= c1;
+#pragma unroll
+        for (int dn = 0; dn < D / 8; dn++) {
+            o[dn][0] *= c0;
+            o[dn][1] *= c0;
+            o[dn][2] *= c1;
+            o[dn][3] *= c1;
+        }
+#pragma unroll
+        for (int c = 0; c < TC_KEYS / 16; c++) {
+            if (2 * c >= nt)
+                break;
+            float p[2][4];
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                p[u][0] = exp2f(sc[2 * c + u][0] - m0);
+                p[u][1] = exp2f(sc[2 * c + u][1] - m0);
+                p[u][2] = exp2f(sc[2 * c + u][2] - m1);
+                p[u][3] = exp2f(sc[2 * c + u][3] - m1);
+                l0 += p[u][0] + p[u][1];
+                l1 += p[u][2] + p[u][3];
+            }
+            const uint32_t pa[4] = {pack2<CT>(p[0][0], p[0][1]), pack2<CT>(p[0][2], p[0][3]),
+                                    pack2<CT>(p[1][0], p[1][1]), pack2<CT>(p[1][2], p[1][3])};
+            /* B tiles of V for keys 16c .. 16c + 15, two 8-column groups
+             * at a time, transposed by ldmatrix */
+            const CT *vr = vs + (size_t)(k0 + 16 * c + (lane & 15)) * ld + (lane >> 4) * 8;
+#pragma unroll
+            for (int dn = 0; dn < D / 8; dn += 2) {
+                uint32_t vf[4];
+                ldsm_x4_trans(vf, vr + 8 * dn);
+                mma16816<CT>(o[dn], pa, vf[0], vf[1]);
+                mma16816<CT>(o[dn + 1], pa, vf[2], vf[3]);
+            }
+        }
+    }
+    l0 = quad_sum(l0);
+    l1 = quad_sum(l1);
+    /* rows past the sequence are written as zeros */
+    const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
+    const float k0s = r0 < len ? 1.0f : 0.0f, k1s = r1 < len ? 1.0f : 0.0f;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; dn++) {
+        const int col = 8 * dn + 2 * q;
+        const float2 vb = *(const float2 *)(vbias + col);
+        if (r0 < L)
+            *(uint32_t *)(out + (size_t)r0 * H + col) =
+                pack2<CT>(o[dn][0] * i0 + vb.x * k0s, o[dn][1] * i0 + vb.y * k0s);
+        if (r1 < L)
+            *(uint32_t *)(out + (size_t)r1 * H + col) =
+                pack2<CT>(o[dn][2] * i1 + vb.x * k1s, o[dn][3] * i1 + vb.y * k1s);
+    }
+}
+
+/* Fragment layout of m16n8k16 (g = lane / 4, q = lane % 4): A registers
+ * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
+ * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
+ * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
+template <typename CT, int D>
+__global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
+    k_attention_tc(const CT *qkv, const float *bias, const int *lens, int L, int H, int heads,
                    float scale, CT *out)
 {
     extern __shared__ __align__(16) unsigned char smc[];
     const int Lp = (L + 15) / 16 * 16, ld = TC_LDH(D);
     const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * ld, *vs = ks + (size_t)Lp * ld;
-    const QT *base = qkv + (size_t)b * L * 3 * H + h * D;
+    const CT *base = qkv + (size_t)b * L * 3 * H + h * D;
     const float qscale = scale * 1.4426950408889634f; /* log2(e): exp2 below */
-    /* Q, K and V, 8 values a thread per step, the pieces of a row on
-     * consecutive threads (whole sectors); rows past the sequence are zeros */
+    /* K and V as they are, straight to shared memory (rows past the
+     * sequence zero-filled), while Q comes through registers */
+    for (int i = threadIdx.x; i < 2 * Lp * (D / 8); i += blockDim.x) {
+        const int r = i / (2 * (D / 8)), part = 1 + (i / (D / 8)) % 2, c8 = (i % (D / 8)) * 8;
+        const int ok = r < len;
+        cp_async16(qs + ((size_t)part * Lp + r) * ld + c8,
+                   ok ? base + (size_t)r * 3 * H + part * H + c8 : base, ok ? 16 : 0);
+    }
+    cp_async_commit();
     for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
         const int r = i / (D / 8), c8 = (i % (D / 8)) * 8;
+        float e[8], bb[8];
+        if (r < len) {
+            load8(base + (size_t)r * 3 * H + c8, e);
+            load8(bias + h * D + c8, bb);
 #pragma unroll
-        for (int part = 0; part < 3; part++) { /* Q, K, V: one at a time (registers) */
-            float e[8], bb[8];
-            if (r < len) {
-                load8(base + (size_t)r * 3 * H + part * H + c8, e);
-                load8(bias + part * H + h * D + c8, bb);
+            for (int k = 0; k < 8; k++)
+                e[k] = (e[k] + bb[k]) * qscale;
+        } else {
 #pragma unroll
-                for (int k = 0; k < 8; k++)
-                    e[k] = part == 0 ? (e[k] + bb[k]) * qscale : e[k] + bb[k];
-            } else {
-#pragma unroll
-                for (int k = 0; k < 8; k++)
-                    e[k] = 0.0f;
-            }
-            *(uint4 *)(qs + (size_t)part * Lp * ld + (size_t)r * ld + c8) = pack8<CT>(e);
+            for (int k = 0; k < 8; k++)
+                e[k] = 0.0f;
         }
+        *(uint4 *)(qs + (size_t)r * ld + c8) = pack8<CT>(e);
     }
+    cp_async_wait<0>();
     __syncthreads();
     const int warps = blockDim.x >> 5;
-    for (int s = warp; s < Lp / 16; s += warps) {
-        const int r0 = s * 16 + g, r1 = r0 + 8;
-        /* A tiles of the strip: lanes 0-15 address rows at column 0,
-         * lanes 16-31 the same rows at column 8; loaded again for each
-         * key step rather than held (registers: 64 a thread at D = 32) */
-        const CT *qr = qs + (size_t)(16 * s + (lane & 15)) * ld + (lane >> 4) * 8;
-        float o[D / 8][4];
-#pragma unroll
-        for (int dn = 0; dn < D / 8; dn++)
-            o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
-        float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-        for (int k0 = 0; k0 < Lp; k0 += TC_KEYS) {
-            const int nt = (Lp - k0 < TC_KEYS ? Lp - k0 : TC_KEYS) / 8; /* even */
-            float sc[TC_KEYS / 8][4];
-            float bm0 = -INFINITY, bm1 = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < TC_KEYS / 8; n += 2) {
-#pragma unroll
-                for (int u = 0; u < 2; u++)
-                    sc[n + u][0] = sc[n + u][1] = sc[n + u][2] = sc[n + u][3] =
-                        n < nt ? 0.0f : -INFINITY;
-                if (n >= nt)
-                    continue;
-                /* B tiles of keys 8n .. 8n + 15: K's rows as they are
-                 * (tiles: keys 0-7 at d 0 and 8, keys 8-15 at d 0 and 8) */
-                const CT *kr = ks + (size_t)(k0 + 8 * n + (lane & 7) + ((lane >> 4) << 3)) * ld +
-                               ((lane >> 3) & 1) * 8;
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++) {
-                    uint32_t qa[4], kf[4];
-                    ldsm_x4(qa, qr + 16 * kk);
-                    ldsm_x4(kf, kr + 16 * kk);
-                    mma16816<CT>(sc[n], qa, kf[0], kf[1]);
-                    mma16816<CT>(sc[n + 1], qa, kf[2], kf[3]);
-                }
-#pragma unroll
-                for (int u = 0; u < 2; u++) {
-                    int key = k0 + 8 * (n + u) + 2 * q;
-                    if (key >= len)
-                        sc[n + u][0] = sc[n + u][2] = -INFINITY;
-                    if (key + 1 >= len)
-                        sc[n + u][1] = sc[n + u][3] = -INFINITY;
-                    bm0 = fmaxf(bm0, fmaxf(sc[n + u][0], sc[n + u][1]));
-                    bm1 = fmaxf(bm1, fmaxf(sc[n + u][2], sc[n + u][3]));
-                }
-            }
-            bm0 = quad_max(bm0);
-            bm1 = quad_max(bm1);
-            /* key 0 is always valid (len >= 1), so after the first step
-             * the running maxima are finite */
-            const float mn0 = fmaxf(m0, bm0), mn1 = fmaxf(m1, bm1);
-            const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);
-            m0 = mn0;
-            m1 = mn1;
-            l0 *= c0;
-            l1 *= c1;
-#pragma unroll
-            for (int dn = 0; dn < D / 8; dn++) {
-                o[dn][0] *= c0;
-                o[dn][1] *= c0;
-                o[dn][2] *= c1;
-                o[dn][3] *= c1;
-            }
-#pragma unroll
-            for (int c = 0; c < TC_KEYS / 16; c++) {
-                if (2 * c >= nt)
-                    break;
-                float p[2][4];
-#pragma unroll
-                for (int u = 0; u < 2; u++) {
-                    p[u][0] = exp2f(sc[2 * c + u][0] - m0);
-                    p[u][1] = exp2f(sc[2 * c + u][1] - m0);
-                    p[u][2] = exp2f(sc[2 * c + u][2] - m1);
-                    p[u][3] = exp2f(sc[2 * c + u][3] - m1);
-                    l0 += p[u][0] + p[u][1];
-                    l1 += p[u][2] + p[u][3];
-                }
-                const uint32_t pa[4] = {pack2<CT>(p[0][0], p[0][1]), pack2<CT>(p[0][2], p[0][3]),
-                                        pack2<CT>(p[1][0], p[1][1]), pack2<CT>(p[1][2], p[1][3])};
-                /* B tiles of V for keys 16c .. 16c + 15, two 8-column
-                 * groups at a time, transposed by ldmatrix */
-                const CT *vr = vs + (size_t)(k0 + 16 * c + (lane & 15)) * ld + (lane >> 4) * 8;
-#pragma unroll
-                for (int dn = 0; dn < D / 8; dn += 2) {
-                    uint32_t vf[4];
-                    ldsm_x4_trans(vf, vr + 8 * dn);
-                    mma16816<CT>(o[dn], pa, vf[0], vf[1]);
-                    mma16816<CT>(o[dn + 1], pa, vf[2], vf[3]);
-                }
-            }
-        }
-        l0 = quad_sum(l0);
-        l1 = quad_sum(l1);
-        const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
-#pragma unroll
-        for (int dn = 0; dn < D / 8; dn++) {
-            const int col = h * D + 8 * dn + 2 * q;
-            if (r0 < L)
-                *(uint32_t *)(out + ((size_t)b * L + r0) * H + col) =
-                    pack2<CT>(o[dn][0] * i0, o[dn][1] * i0);
-            if (r1 < L)
-                *(uint32_t *)(out + ((size_t)b * L + r1) * H + col) =
-                    pack2<CT>(o[dn][2] * i1, o[dn][3] * i1);
-        }
-    }
+    for (int s = threadIdx.x >> 5; s < Lp / 16; s += warps)
+        tc_strip<CT, D>(qs, ks, vs, bias + 2 * H + h * D, s, len, L, Lp, lane, g, q,
+                        out + (size_t)b * L * H + h * D, H);
 }
 
 /* io = GELU(io + bias) in place (erf form), io in the GEMM input type. */
@@ -981,8 +1026,6 @@ struct cuda_embed {
     int rows_attention;             /* k_attention_rows: its head size (32, 64) or 0 */
     int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused, 4 tc */
     int tc_smem_max;                /* k_attention_tc's shared memory limit, 0: not usable */
-    int qkv_f32;                    /* the tensor-core path reads an f32 QKV
-                                       ($ELOHIM_EMBED_QKV=f32, A/B only) */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;
     float *h_out;
@@ -1190,26 +1233,18 @@ static int create(cuda_embed *c, const elo_embed_model *m)
     }
     c->tc_smem_max = 0;
     if ((dh == 32 || dh == 64) && c->prec != ELO_DTYPE_F32 && !(off && *off == '1')) {
-        /* both QKV forms (f32 or the input type), see qkv_f32 */
         cudaError_t e;
-#define TC_ATTR(Q, T, D)                                                                      \
-    cudaFuncSetAttribute(k_attention_tc<Q, T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+#define TC_ATTR(T, D)                                                                      \
+    cudaFuncSetAttribute(k_attention_tc<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
                          smem_max)
         if (c->prec == ELO_DTYPE_F16)
-            e = dh == 32 ? TC_ATTR(__half, __half, 32) : TC_ATTR(__half, __half, 64);
+            e = dh == 32 ? TC_ATTR(__half, 32) : TC_ATTR(__half, 64);
         else
-            e = dh == 32 ? TC_ATTR(__nv_bfloat16, __nv_bfloat16, 32)
-                         : TC_ATTR(__nv_bfloat16, __nv_bfloat16, 64);
-        if (e == cudaSuccess && c->prec == ELO_DTYPE_F16)
-            e = dh == 32 ? TC_ATTR(float, __half, 32) : TC_ATTR(float, __half, 64);
-        else if (e == cudaSuccess)
-            e = dh == 32 ? TC_ATTR(float, __nv_bfloat16, 32) : TC_ATTR(float, __nv_bfloat16, 64);
+            e = dh == 32 ? TC_ATTR(__nv_bfloat16, 32) : TC_ATTR(__nv_bfloat16, 64);
 #undef TC_ATTR
         c->tc_smem_max = e == cudaSuccess ? smem_max : 0;
         cudaGetLastError();
     }
-    const char *qf = getenv("ELOHIM_EMBED_QKV"); /* A/B: f32 or half */
-    c->qkv_f32 = qf && !strcmp(qf, "f32");
     const char *mode = getenv("ELOHIM_EMBED_ATTENTION"); /* A/B: rows, warp, unfused, tc */
     c->attention_mode = !mode ? 0 : !strcmp(mode, "rows") ? 1 : !strcmp(mode, "warp") ? 2
                                 : !strcmp(mode, "unfused") ? 3 : !strcmp(mode, "tc") ? 4 : 0;
@@ -1333,19 +1368,22 @@ static unsigned grid_for(size_t n)
 
 /* Launches k_attention_tc for the half types; never called at f32. */
 template <typename CT, int D>
-static void tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
-                      const float *bias, size_t sm)
+static int tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
+                     const float *bias)
 {
     unsigned blocks = (unsigned)(B * heads), threads = (unsigned)attention_tc_warps(L) * 32;
-    if (c->qkv_f32)
-        k_attention_tc<float, CT, D><<<blocks, threads, sm, c->stream>>>(
-            c->qkv, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
-    else
-        k_attention_tc<CT, CT, D><<<blocks, threads, sm, c->stream>>>(
-            (const CT *)c->qkvc, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+    k_attention_tc<CT, D><<<blocks, threads, attention_tc_smem(L, D), c->stream>>>(
+        (const CT *)c->qkvc, bias, c->d_lens, L, H, heads, scale, (CT *)c->attn);
+    return ELO_OK;
 }
-template <> void tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
-template <> void tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *, size_t) {}
+template <> int tc_launch<float, 32>(cuda_embed *, int, int, int, int, float, const float *)
+{
+    return elo_seterr(ELO_INTERNAL, "tensor-core attention at f32");
+}
+template <> int tc_launch<float, 64>(cuda_embed *, int, int, int, int, float, const float *)
+{
+    return elo_seterr(ELO_INTERNAL, "tensor-core attention at f32");
+}
 
 /* x = LN(x + y + bias) over T rows. Where half_stream(c) says so (half
  * precision, H = 384 or 768: the float4 kernels), the residual stream x is
@@ -1462,25 +1500,16 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
         const dev_layer *w = &c->layers[l];
         if (use_fused) {
             /* qkv = x Wqkv in the input type, bias added by the fused
-             * attention (at f32 the input type is f32). ELOHIM_EMBED_QKV=f32
-             * keeps an f32 QKV for the tensor-core path (A/B): on an H200
-             * both came out equal end to end (287K vs 286K sentences/s at
-             * 32 x 1024; per-step times moved between the QKV and FF1
-             * GEMMs), and the half one reads half the bytes. */
-            if ((rc = dense<CT>(c, (int)T, 3 * H, H, c->xc, w->qkv_w,
-                                path == 4 && c->qkv_f32 ? (void *)c->qkv : c->qkvc,
-                                path == 4 && c->qkv_f32 ? ELO_DTYPE_F32 : c->prec, nullptr,
-                                0)) < 0)
+             * attention (at f32 the input type is f32) */
+            if ((rc = dense<CT>(c, (int)T, 3 * H, H, c->xc, w->qkv_w, c->qkvc, c->prec,
+                                nullptr, 0)) < 0)
                 return rc;
             mark(c, "qkv gemm");
             if (path == 4) {
-                size_t sm = attention_tc_smem(L, d);
-                if (c->prec == ELO_DTYPE_F32)
-                    return elo_seterr(ELO_INTERNAL, "tensor-core attention at f32");
-                if (d == 32)
-                    tc_launch<CT, 32>(c, B, L, H, heads, scale, w->qkv_b, sm);
-                else
-                    tc_launch<CT, 64>(c, B, L, H, heads, scale, w->qkv_b, sm);
+                rc = d == 32 ? tc_launch<CT, 32>(c, B, L, H, heads, scale, w->qkv_b)
+                             : tc_launch<CT, 64>(c, B, L, H, heads, scale, w->qkv_b);
+                if (rc < 0)
+                    return rc;
             } else if (path == 1) {
                 unsigned threads = (unsigned)(L >= 128 ? 128 : (L + 31) / 32 * 32);
                 size_t sm = attention_rows_smem(L, d);
@@ -1597,8 +1626,8 @@ static void try_capture(cuda_embed *c, int B, int L)
     c->graph_count++;
 }
 
-extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *lens, int count,
-                                   int seq_len, float *out)
+extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *const *ids, const int *lens,
+                                   const int *rows, int count, int seq_len, float *out)
 {
     cuda_embed *c = (cuda_embed *)ctx;
     const elo_embed_info *in = &c->info;
@@ -1608,20 +1637,23 @@ extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *len
         return elo_seterr(ELO_BADINPUT, "bucket of %d x %d tokens does not fit (%d)", count,
                           seq_len, c->max_tokens);
     /* Pad each sequence to seq_len with [PAD]-position zeros (id 0). */
-    size_t pos = 0;
     for (int i = 0; i < count; i++) {
         if (lens[i] < 1 || lens[i] > seq_len)
             return elo_seterr(ELO_BADINPUT, "sequence %d has %d tokens (1..%d)", i, lens[i],
                               seq_len);
-        for (int t = 0; t < seq_len; t++) {
-            int32_t id = t < lens[i] ? ids[pos + t] : 0;
-            if (id < 0 || id >= in->vocab_size)
-                return elo_seterr(ELO_BADINPUT, "token id %d is outside the vocabulary (%d)",
-                                  (int)id, in->vocab_size);
-            c->h_ids[(size_t)i * seq_len + t] = id;
+        int32_t *dst = c->h_ids + (size_t)i * seq_len;
+        uint32_t bad = 0;
+        for (int t = 0; t < lens[i]; t++) {
+            dst[t] = ids[i][t];
+            bad |= (uint32_t)ids[i][t] >= (uint32_t)in->vocab_size;
         }
+        if (bad)
+            for (int t = 0; t < lens[i]; t++)
+                if ((uint32_t)ids[i][t] >= (uint32_t)in->vocab_size)
+                    return elo_seterr(ELO_BADINPUT, "token id %d is outside the vocabulary (%d)",
+                                      (int)ids[i][t], in->vocab_size);
+        memset(dst + lens[i], 0, (size_t)(seq_len - lens[i]) * sizeof *dst);
         c->h_lens[i] = lens[i];
-        pos += (size_t)lens[i];
     }
     int rc = ELO_OK;
     cudaGraphExec_t exec = nullptr;
@@ -1645,7 +1677,10 @@ extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *len
     CU(cudaStreamSynchronize(c->stream));
     if (c->prof)
         profile_collect(c);
-    memcpy(out, c->h_out, (size_t)count * in->hidden * sizeof(float));
+    size_t row = (size_t)in->hidden;
+    for (int i = 0; i < count; i++)
+        memcpy(out + (size_t)(rows ? rows[i] : i) * row, c->h_out + (size_t)i * row,
+               row * sizeof(float));
     elo_backend_count_op("embed");
     if (!exec && small)
         try_capture(c, count, seq_len);

@@ -144,9 +144,10 @@ ELO_CUDA_ENTRY int elo__embed_cuda_new(elo_backend *b, const elo_embed_model *m,
                                        elo_dtype precision, void **out);
 ELO_CUDA_ENTRY void elo__embed_cuda_free(void *ctx);
 /* One bucket: `count` sequences, each padded to `seq_len` (the longest of
- * them), ids back to back (lens[i] each) -> out[count x H] (host). */
-ELO_CUDA_ENTRY int elo__embed_cuda_run(void *ctx, const int32_t *ids, const int *lens,
-                                       int count, int seq_len, float *out);
+ * them); sequence i has lens[i] ids at ids[i] and its pooled row goes to
+ * out[rows[i] x H] (host). */
+ELO_CUDA_ENTRY int elo__embed_cuda_run(void *ctx, const int32_t *const *ids, const int *lens,
+                                       const int *rows, int count, int seq_len, float *out);
 /* Most sequences x padded length one bucket may hold (device scratch). */
 ELO_CUDA_ENTRY int elo__embed_cuda_max_tokens(void *ctx);
 

@@ -59,16 +59,21 @@ void elo_embedder_free(elo_embedder *e)
     elo_free(e);
 }
 
-typedef struct {
-    int len, index;
-} by_len_item;
-
-static int cmp_len(const void *a, const void *b)
+/* Sequence indices ordered by length, ties by index (a stable counting
+ * sort: lengths are 1..max_len; qsort cost ~50 us a 1024-sequence batch). */
+static int order_by_length(const int *lens, int count, int max_len, int *order)
 {
-    const by_len_item *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
+    int *start = elo_calloc((size_t)max_len + 2, sizeof *start);
+    if (!start)
+        return elo_seterr(ELO_NOMEM, "out of memory for %d sequences", count);
+    for (int i = 0; i < count; i++)
+        start[lens[i] + 1]++;
+    for (int len = 1; len <= max_len + 1; len++)
+        start[len] += start[len - 1];
+    for (int i = 0; i < count; i++)
+        order[start[lens[i]]++] = i;
+    elo_free(start);
+    return ELO_OK;
 }
 
 int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *lens,
@@ -82,30 +87,32 @@ int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *
             return elo_seterr(ELO_BADINPUT, "sequence %d has %d tokens (1..%d allowed)", i,
                               lens[i], in->max_positions);
     int H = in->hidden;
-    by_len_item *order = elo_malloc((size_t)count * sizeof *order);
-    int *blens = elo_malloc((size_t)count * sizeof *blens);
-    float *bout = elo_malloc((size_t)count * H * sizeof *bout);
     size_t cap_tokens = e->cuda ? (size_t)elo__embed_cuda_max_tokens(e->cuda) : CPU_BATCH_TOKENS;
     if (cap_tokens < (size_t)in->max_positions)
         cap_tokens = (size_t)in->max_positions;
-    int32_t *bids = elo_malloc(cap_tokens * sizeof *bids);
+    /* Per call: the order and each bucket's lengths; on the CPU also the
+     * packed ids and pooled rows (the CUDA encoder reads each sequence
+     * where it lies and writes each row to its place in `out`, so a batch
+     * costs no large allocation, copy or page faults there). */
+    int *order = elo_malloc((size_t)count * sizeof *order);
+    int *blens = elo_malloc((size_t)count * sizeof *blens);
+    const int32_t **bptr = e->cuda ? elo_malloc((size_t)count * sizeof *bptr) : NULL;
+    float *bout = e->cuda ? NULL : elo_malloc((size_t)count * H * sizeof *bout);
+    int32_t *bids = e->cuda ? NULL : elo_malloc(cap_tokens * sizeof *bids);
     int rc = ELO_OK;
-    if (!order || !blens || !bout || !bids) {
+    if (!order || !blens || (e->cuda ? !bptr : !bout || !bids)) {
         rc = elo_seterr(ELO_NOMEM, "out of memory for %d sequences", count);
         goto out;
     }
-    for (int i = 0; i < count; i++) {
-        order[i].len = lens[i];
-        order[i].index = i;
-    }
-    qsort(order, count, sizeof *order, cmp_len);
+    if ((rc = order_by_length(lens, count, in->max_positions, order)) < 0)
+        goto out;
     for (int start = 0; start < count;) {
         /* Sorted ascending, so the last sequence taken sets the padded
          * length of the bucket: take while count x that length fits. */
         int n = 0, seq_len = 0;
         size_t tokens = 0;
         while (start + n < count) {
-            int len = order[start + n].len;
+            int len = lens[order[start + n]];
             size_t padded = (size_t)(n + 1) * (size_t)len;
             if (n > 0 && (e->cuda ? padded : tokens + len) > cap_tokens)
                 break;
@@ -113,27 +120,31 @@ int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *
             tokens += len;
             n++;
         }
-        size_t pos = 0;
-        for (int i = 0; i < n; i++) {
-            int src = order[start + i].index;
-            memcpy(bids + pos, ids[src], (size_t)lens[src] * sizeof *bids);
-            blens[i] = lens[src];
-            pos += lens[src];
-        }
-        if (e->cuda)
-            rc = elo__embed_cuda_run(e->cuda, bids, blens, n, seq_len, bout);
-        else
+        const int *rows = order + start;
+        for (int i = 0; i < n; i++)
+            blens[i] = lens[rows[i]];
+        if (e->cuda) {
+            for (int i = 0; i < n; i++)
+                bptr[i] = ids[rows[i]];
+            rc = elo__embed_cuda_run(e->cuda, bptr, blens, rows, n, seq_len, out);
+        } else {
+            size_t pos = 0;
+            for (int i = 0; i < n; i++) {
+                memcpy(bids + pos, ids[rows[i]], (size_t)blens[i] * sizeof *bids);
+                pos += (size_t)blens[i];
+            }
             rc = elo__embed_cpu_run(e->m, &e->cpu, bids, blens, n, bout);
+            for (int i = 0; rc == ELO_OK && i < n; i++)
+                memcpy(out + (size_t)rows[i] * H, bout + (size_t)i * H, (size_t)H * sizeof *out);
+        }
         if (rc < 0)
             goto out;
-        for (int i = 0; i < n; i++)
-            memcpy(out + (size_t)order[start + i].index * H, bout + (size_t)i * H,
-                   (size_t)H * sizeof *out);
         start += n;
     }
 out:
     elo_free(order);
     elo_free(blens);
+    elo_free((void *)bptr);
     elo_free(bout);
     elo_free(bids);
     return rc;
