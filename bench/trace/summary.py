@@ -7,7 +7,10 @@ copy of its embeddings. For the last BATCHES batches (default 20) it prints
 the mean span, the sum of the activities in it and of the idle time between
 them, then each activity in order: mean duration and mean idle gap before it
 (the launch and drain time the GPU spent on nothing)."""
+import signal
 import sys
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
 
 rows = []
 for line in open(sys.argv[1]):
