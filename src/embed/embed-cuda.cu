@@ -131,7 +131,6 @@ __device__ void ln_row_store(const float *row, int H, const float *g, const floa
 
 /* ---- kernels ----------------------------------------------------------------- */
 
-/* One block per padded token: word + position + type embedding, LayerNorm. */
 /* Programmatic dependent launch (sm_90+): a kernel launched with
  * pdl_launch() may be resident before the kernel ahead of it in the
  * stream has finished, and waits here, before reading anything that
@@ -143,6 +142,7 @@ __device__ __forceinline__ void pdl_wait()
 #endif
 }
 
+/* One block per padded token: word + position + type embedding, LayerNorm. */
 template <typename CT>
 __global__ void k_embed(const int32_t *ids, int L, int H, const float *word, const float *pos,
                         const float *type, const float *g, const float *b, float eps, float *x,
@@ -782,24 +782,20 @@ __device__ __forceinline__ void tc_strip(const CT *qs, const CT *ks, const CT *v
     l1 = quad_sum(l1);
     /* rows past the sequence are written as zeros */
     const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
-    const float k0s = r0 < len ? 1.0f : 0.0f, k1s = r1 < len ? 1.0f : 0.0f;
+    const float in0 = r0 < len ? 1.0f : 0.0f, in1 = r1 < len ? 1.0f : 0.0f;
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++) {
         const int col = 8 * dn + 2 * q;
         const float2 vb = *(const float2 *)(vbias + col);
         if (r0 < L)
             *(uint32_t *)(out + (size_t)r0 * H + col) =
-                pack2<CT>(o[dn][0] * i0 + vb.x * k0s, o[dn][1] * i0 + vb.y * k0s);
+                pack2<CT>(o[dn][0] * i0 + vb.x * in0, o[dn][1] * i0 + vb.y * in0);
         if (r1 < L)
             *(uint32_t *)(out + (size_t)r1 * H + col) =
-                pack2<CT>(o[dn][2] * i1 + vb.x * k1s, o[dn][3] * i1 + vb.y * k1s);
+                pack2<CT>(o[dn][2] * i1 + vb.x * in1, o[dn][3] * i1 + vb.y * in1);
     }
 }
 
-/* Fragment layout of m16n8k16 (g = lane / 4, q = lane % 4): A registers
- * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
- * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
- * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
 template <typename CT, int D>
 __global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
     k_attention_tc(const CT *qkv, const float *bias, const int *lens, int L, int H, int heads,
@@ -1623,11 +1619,11 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
         mark(c, "layernorm");
     }
     if (half_stream(c))
-        k_pool<CT><<<(unsigned)B, LN_THREADS, row_smem, st>>>(
-            xc, c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
+        pdl_launch(c, k_pool<CT>, (unsigned)B, LN_THREADS, row_smem, (const CT *)xc,
+                   (const int *)c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
     else
-        k_pool<float><<<(unsigned)B, LN_THREADS, row_smem, st>>>(
-            c->x, c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
+        pdl_launch(c, k_pool<float>, (unsigned)B, LN_THREADS, row_smem, (const float *)c->x,
+                   (const int *)c->d_lens, L, H, (int)in->pooling, in->normalize, c->pooled);
     LAUNCHED("pool");
     mark(c, "pool");
     CU(cudaMemcpyAsync(c->h_out, c->pooled, (size_t)B * H * sizeof(float),
@@ -1738,7 +1734,7 @@ extern "C" int elo__embed_cuda_run(void *ctx, const int32_t *const *ids, const i
     /* (non-temporal stores here measured no better on an H200 host) */
     const size_t row = (size_t)in->hidden;
     for (int i = 0; i < count; i++)
-        memcpy(out + (size_t)(rows ? rows[i] : i) * row, c->h_out + (size_t)i * row,
+        memcpy(out + (size_t)rows[i] * row, c->h_out + (size_t)i * row,
                row * sizeof(float));
     if (c->prof) {
         c->phost_wait += (w1 - w0) * 1e3;
