@@ -314,6 +314,37 @@ template <typename T> __device__ __forceinline__ void store4(T *p, float4 o)
     *(uint2 *)p = *(const uint2 *)e;
 }
 
+/* LayerNorm of the row a warp holds as v[i] (groups of four at 4 (lane +
+ * 32 i)), s the lane's partial sum, stored to xr and, when not NULL, xcr. */
+template <typename XT, typename CT, int NV>
+__device__ __forceinline__ void warp4_ln_store(const float4 (&v)[NV], float s, int H, int lane,
+                                               const float *g, const float *b, float eps,
+                                               XT *xr, CT *xcr)
+{
+    s = warp_sum(s);
+    float mean = s / H, q = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        float a = v[i].x - mean, e = v[i].y - mean, f = v[i].z - mean, h = v[i].w - mean;
+        q += a * a + e * e + f * f + h * h;
+    }
+    q = warp_sum(q);
+    float inv = rsqrtf(q / H + eps);
+    const float4 *g4 = (const float4 *)g, *bb4 = (const float4 *)b;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int c = lane + 32 * i;
+        float4 gg = g4[c], bb = bb4[c], o;
+        o.x = (v[i].x - mean) * inv * gg.x + bb.x;
+        o.y = (v[i].y - mean) * inv * gg.y + bb.y;
+        o.z = (v[i].z - mean) * inv * gg.z + bb.z;
+        o.w = (v[i].w - mean) * inv * gg.w + bb.w;
+        store4(xr + 4 * c, o);
+        if (xcr)
+            store4(xcr + 4 * c, o);
+    }
+}
+
 /* k_residual_ln_warp with 16-byte (f32) or 8-byte (16-bit) loads and stores
  * for H a multiple of 128 (NV = H / 128 groups of four per lane): a quarter
  * of the memory instructions. XT is the residual stream's type: f32 (then
@@ -343,28 +374,33 @@ __global__ void k_residual_ln_warp4(XT *x, const YT *y, const float *bias, const
         v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
         s += v[i].x + v[i].y + v[i].z + v[i].w;
     }
-    s = warp_sum(s);
-    float mean = s / H, q = 0.0f;
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-        float a = v[i].x - mean, e = v[i].y - mean, f = v[i].z - mean, h = v[i].w - mean;
-        q += a * a + e * e + f * f + h * h;
-    }
-    q = warp_sum(q);
-    float inv = rsqrtf(q / H + eps);
-    const float4 *g4 = (const float4 *)g, *bb4 = (const float4 *)b;
+    warp4_ln_store<XT, CT, NV>(v, s, H, lane, g, b, eps, xr, xc ? xc + r * H : nullptr);
+}
+
+/* The embeddings (word + position + type) and their LayerNorm with
+ * 16-byte loads, for H a multiple of 128 (NV = H / 128): the residual x in
+ * XT and, when not NULL, the GEMM input xc (as k_residual_ln_warp4). */
+template <typename XT, typename CT, int NV>
+__global__ void k_embed_warp4(const int32_t *ids, int L, int H, const float *word,
+                              const float *pos, const float *type, const float *g,
+                              const float *b, float eps, size_t rows, XT *x, CT *xc)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    const float4 *we = (const float4 *)(word + (size_t)ids[r] * H),
+                 *pe = (const float4 *)(pos + (size_t)(r % L) * H), *te = (const float4 *)type;
+    float4 v[NV];
+    float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < NV; i++) {
         int c = lane + 32 * i;
-        float4 gg = g4[c], bb = bb4[c], o;
-        o.x = (v[i].x - mean) * inv * gg.x + bb.x;
-        o.y = (v[i].y - mean) * inv * gg.y + bb.y;
-        o.z = (v[i].z - mean) * inv * gg.z + bb.z;
-        o.w = (v[i].w - mean) * inv * gg.w + bb.w;
-        store4(xr + 4 * c, o);
-        if (xc)
-            store4(xc + r * H + 4 * c, o);
+        float4 a = we[c], e = pe[c], f = te[c];
+        v[i] = make_float4(a.x + e.x + f.x, a.y + e.y + f.y, a.z + e.z + f.z, a.w + e.w + f.w);
+        s += v[i].x + v[i].y + v[i].z + v[i].w;
     }
+    warp4_ln_store<XT, CT, NV>(v, s, H, lane, g, b, eps, x + r * H, xc ? xc + r * H : nullptr);
 }
 
 /* x = LN(x + y + bias), one block per row. */
@@ -1506,8 +1542,25 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L)
     CU(cudaMemcpyAsync(c->d_ids, c->h_ids, T * sizeof(int32_t), cudaMemcpyHostToDevice, st));
     CU(cudaMemcpyAsync(c->d_lens, c->h_lens, (size_t)B * sizeof(int), cudaMemcpyHostToDevice,
                        st));
-    if (H <= WARP_LN_MAX)
-        k_embed_warp<CT><<<(unsigned)((T + 7) / 8), 256, 0, st>>>(
+    unsigned warp_blocks = (unsigned)((T + 7) / 8);
+    if (half_stream(c) && H == 384)
+        k_embed_warp4<CT, CT, 3><<<warp_blocks, 256, 0, st>>>(
+            c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
+            xc, (CT *)nullptr);
+    else if (half_stream(c))
+        k_embed_warp4<CT, CT, 6><<<warp_blocks, 256, 0, st>>>(
+            c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
+            xc, (CT *)nullptr);
+    else if (H == 384)
+        k_embed_warp4<float, CT, 3><<<warp_blocks, 256, 0, st>>>(
+            c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
+            c->x, xc);
+    else if (H == 768)
+        k_embed_warp4<float, CT, 6><<<warp_blocks, 256, 0, st>>>(
+            c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
+            c->x, xc);
+    else if (H <= WARP_LN_MAX)
+        k_embed_warp<CT><<<warp_blocks, 256, 0, st>>>(
             c->d_ids, L, H, c->word, c->pos, c->type, c->emb_g, c->emb_b, in->layer_norm_eps, T,
             half_stream(c) ? nullptr : c->x, xc);
     else
