@@ -121,9 +121,21 @@ void elo_embedder_free(elo_embedder *e);
 
 /* Embeds `count` token sequences (ids[i] holds lens[i] ids, each 1 ..
  * max_seq_length, ids < vocab_size) into out[count x hidden], row i for
- * sequence i. Any count: sequences are grouped by length internally. */
+ * sequence i. Any count: sequences are grouped by length internally. Any
+ * float buffer serves as `out`; one from elo_embedder_out_alloc is faster
+ * on CUDA for large calls. */
 int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *lens,
                          int count, float *out);
+/* A buffer for `rows` embeddings (rows x hidden floats) that the embedder
+ * fills fastest: on CUDA page-locked memory the GPU copies a call's
+ * embeddings into directly (when all its sequences fit one length bucket;
+ * else, and for small calls, through the embedder's own staging buffer, as
+ * for any other memory); on the CPU plain memory. NULL when out of memory.
+ * Free with elo_embedder_out_free() on the same embedder, before freeing
+ * the embedder (NULL is a no-op). */
+float *elo_embedder_out_alloc(elo_embedder *e, size_t rows);
+void elo_embedder_out_free(elo_embedder *e, float *p);
+
 /* Tokenizes and embeds `count` texts (lens may be NULL for NUL-terminated
  * strings). When `ids_out` is not NULL, ids_out[i] receives a new array
  * (free with elo_free) and ids_len[i] its length. */

@@ -159,7 +159,7 @@ static int run_case(elo_embedder *e, const elo_embed_model *m, bench_case bc, in
     int32_t *ids = elo_malloc((size_t)in->max_seq_length * sizeof *ids);
     const int32_t **rows = elo_calloc((size_t)bc.batch, sizeof *rows);
     int *lens = elo_calloc((size_t)bc.batch, sizeof *lens);
-    float *out = elo_malloc((size_t)bc.batch * in->hidden * sizeof *out);
+    float *out = elo_embedder_out_alloc(e, (size_t)bc.batch); /* page-locked on CUDA */
     double *times = elo_calloc(10000, sizeof *times);
     int rc = ELO_OK;
     if (!text || !texts || !ids || !rows || !lens || !out || !times) {
@@ -207,7 +207,7 @@ out:
     elo_free(ids);
     elo_free(rows);
     elo_free(lens);
-    elo_free(out);
+    elo_embedder_out_free(e, out);
     elo_free(times);
     return rc;
 }

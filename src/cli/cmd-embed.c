@@ -311,7 +311,7 @@ int cmd_embed(int argc, char **argv)
     s.cap = input ? (int)batch : ntexts;
     s.texts = elo_calloc((size_t)s.cap, sizeof *s.texts);
     s.lens = elo_calloc((size_t)s.cap, sizeof *s.lens);
-    s.vecs = elo_malloc((size_t)s.cap * (size_t)info->hidden * sizeof *s.vecs);
+    s.vecs = elo_embedder_out_alloc(e, (size_t)s.cap); /* page-locked on CUDA */
     s.lines = elo_calloc((size_t)s.cap, sizeof *s.lines);
     char tmp_path[4096] = "";
     int code = CLI_OK;
@@ -368,7 +368,7 @@ out:
             elo_free(s.texts[i]);
     elo_free(s.texts);
     elo_free(s.lens);
-    elo_free(s.vecs);
+    elo_embedder_out_free(e, s.vecs);
     elo_free(s.lines);
     elo_embedder_free(e);
     elo_embed_model_free(m);

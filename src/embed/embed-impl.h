@@ -145,9 +145,16 @@ ELO_CUDA_ENTRY int elo__embed_cuda_new(elo_backend *b, const elo_embed_model *m,
 ELO_CUDA_ENTRY void elo__embed_cuda_free(void *ctx);
 /* One bucket: `count` sequences, each padded to `seq_len` (the longest of
  * them); sequence i has lens[i] ids at ids[i] and its pooled row goes to
- * out[rows[i] x H] (host). */
+ * out[rows[i] x H] (host). `whole`: the bucket is the whole call, so rows
+ * is a permutation of 0 .. count-1 (then a page-locked `out` from
+ * elo__embed_cuda_out_alloc is written by the GPU directly). */
 ELO_CUDA_ENTRY int elo__embed_cuda_run(void *ctx, const int32_t *const *ids, const int *lens,
-                                       const int *rows, int count, int seq_len, float *out);
+                                       const int *rows, int whole, int count, int seq_len,
+                                       float *out);
+/* Output buffers the GPU can write directly (page-locked; plain memory
+ * when that fails); free with elo__embed_cuda_out_free. */
+ELO_CUDA_ENTRY float *elo__embed_cuda_out_alloc(void *ctx, size_t bytes);
+ELO_CUDA_ENTRY void elo__embed_cuda_out_free(void *ctx, float *p);
 /* Most sequences x padded length one bucket may hold (device scratch). */
 ELO_CUDA_ENTRY int elo__embed_cuda_max_tokens(void *ctx);
 

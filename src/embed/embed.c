@@ -76,6 +76,20 @@ static int order_by_length(const int *lens, int count, int max_len, int *order)
     return ELO_OK;
 }
 
+float *elo_embedder_out_alloc(elo_embedder *e, size_t rows)
+{
+    size_t bytes = (rows ? rows : 1) * (size_t)e->m->info.hidden * sizeof(float);
+    return e->cuda ? elo__embed_cuda_out_alloc(e->cuda, bytes) : elo_malloc(bytes);
+}
+
+void elo_embedder_out_free(elo_embedder *e, float *p)
+{
+    if (e->cuda)
+        elo__embed_cuda_out_free(e->cuda, p);
+    else
+        elo_free(p);
+}
+
 int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *lens,
                          int count, float *out)
 {
@@ -126,7 +140,8 @@ int elo_embedder_run_ids(elo_embedder *e, const int32_t *const *ids, const int *
         if (e->cuda) {
             for (int i = 0; i < n; i++)
                 bptr[i] = ids[rows[i]];
-            rc = elo__embed_cuda_run(e->cuda, bptr, blens, rows, n, seq_len, out);
+            rc = elo__embed_cuda_run(e->cuda, bptr, blens, rows, start == 0 && n == count, n,
+                                     seq_len, out);
         } else {
             size_t pos = 0;
             for (int i = 0; i < n; i++) {

@@ -339,6 +339,14 @@ static void test_fixture_cpu(void **state)
         }
     }
     assert_true(worst <= 1e-5);
+    /* The same call into a buffer from elo_embedder_out_alloc. */
+    float *alloc_out = elo_embedder_out_alloc(e, (size_t)n);
+    assert_non_null(alloc_out);
+    assert_int_equal(elo_embedder_run_ids(e, (const int32_t *const *)ids, lens, n, alloc_out),
+                     ELO_OK);
+    assert_memory_equal(alloc_out, out, (size_t)n * 64 * sizeof *out);
+    elo_embedder_out_free(e, alloc_out);
+    elo_embedder_out_free(e, NULL);
     /* One at a time gives the same numbers (batching is invisible). */
     for (int i = 0; i < n; i++) {
         float one[64];
@@ -412,10 +420,16 @@ static void test_cuda_matches_cpu(void **state)
     for (int p = 0; p < 3; p++) {
         elo_embedder *e = NULL;
         assert_int_equal(elo_embedder_new(f->m, gpu, precs[p], &e), ELO_OK);
-        /* Twice: the second run replays what the first one set up. */
-        for (int rep = 0; rep < 2; rep++) {
-            memset(got, 0, (size_t)N * H * sizeof *got);
-            int rc = elo_embedder_run_ids(e, (const int32_t *const *)ids, lens, N, got);
+        /* Twice: the second run replays what the first one set up; a
+         * third time into a buffer from elo_embedder_out_alloc, which the
+         * GPU writes directly (N sequences in one bucket, over the graph
+         * size). */
+        float *locked = elo_embedder_out_alloc(e, N);
+        assert_non_null(locked);
+        for (int rep = 0; rep < 3; rep++) {
+            float *dst = rep == 2 ? locked : got;
+            memset(dst, 0, (size_t)N * H * sizeof *dst);
+            int rc = elo_embedder_run_ids(e, (const int32_t *const *)ids, lens, N, dst);
             if (rc < 0)
                 fprintf(stderr, "cuda %s: %s\n", elo_dtype_name(precs[p]), elo_errmsg());
             assert_int_equal(rc, ELO_OK);
@@ -423,7 +437,7 @@ static void test_cuda_matches_cpu(void **state)
             for (int i = 0; i < N; i++) {
                 double dot = 0, na = 0, nb = 0;
                 for (int k = 0; k < H; k++) {
-                    double a = ref[(size_t)i * H + k], b = got[(size_t)i * H + k];
+                    double a = ref[(size_t)i * H + k], b = dst[(size_t)i * H + k];
                     dot += a * b;
                     na += a * a;
                     nb += b * b;
@@ -431,8 +445,9 @@ static void test_cuda_matches_cpu(void **state)
                 }
                 worst_cos = fmin(worst_cos, dot / sqrt(na * nb));
             }
-            fprintf(stderr, "cuda %s: max abs %.3g, min cosine %.8f\n",
-                    elo_dtype_name(precs[p]), worst_abs, worst_cos);
+            fprintf(stderr, "cuda %s%s: max abs %.3g, min cosine %.8f\n",
+                    elo_dtype_name(precs[p]), rep == 2 ? " (out_alloc)" : "", worst_abs,
+                    worst_cos);
             if (precs[p] == ELO_DTYPE_F32)
                 assert_true(worst_abs <= 1e-4);
             else
@@ -450,6 +465,7 @@ static void test_cuda_matches_cpu(void **state)
                     assert_true(fabsf(one[k] - ref[(size_t)(i + 3) * H + k]) <=
                                 (precs[p] == ELO_DTYPE_F32 ? 1e-4f : 2e-2f));
             }
+        elo_embedder_out_free(e, locked);
         elo_embedder_free(e);
     }
     for (int i = 0; i < N; i++)
