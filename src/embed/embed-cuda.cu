@@ -18,6 +18,8 @@
  * has set itself up outside capture), then captured. If capture fails the
  * context falls back to eager runs for good. */
 #include "embed-impl.h"
+#include "embed-sm90.h"
+#include "gelu-cuda.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -882,28 +884,6 @@ __global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
                         out + (size_t)b * L * H + h * D, H);
 }
 
-/* io = GELU(io + bias) in place (erf form), io in the GEMM input type. */
-__device__ __forceinline__ float gelu_erf(float v)
-{
-    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-}
-
-/* GELU for a value rounded to 16 bits right after: erf by Abramowitz and
- * Stegun 7.1.26 (absolute error <= 1.5e-7, against the 2^-11 relative
- * step of f16 and 2^-8 of bf16 on the result), with the hardware exp and
- * an approximate reciprocal (2 ulp): ~12 instructions where erff takes
- * ~30; the pass below does ~25 a value and moves 4 bytes, so instructions
- * weigh as much as memory there (an f32 result keeps erff). */
-__device__ __forceinline__ float gelu_erf16(float v)
-{
-    const float z = fabsf(v) * 0.70710678118654752f;
-    const float t = __fdividef(1.0f, 1.0f + 0.3275911f * z);
-    const float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t -
-                      0.284496736f) * t + 0.254829592f) * t;
-    const float e = 1.0f - p * __expf(-z * z); /* erf(|v| / sqrt 2) */
-    return 0.5f * v * (1.0f + copysignf(e, v));
-}
-
 template <typename CT> __device__ __forceinline__ float gelu_for(float v)
 {
     return sizeof(CT) == 2 ? gelu_erf16(v) : gelu_erf(v);
@@ -1046,10 +1026,30 @@ template <typename T> __global__ void k_from_f32(const float *in, T *out, size_t
         out[i] = from_f32<T>(in[i]);
 }
 
+/* out[c][r] = in[r][c] for a rows x cols matrix (weights, once at load). */
+template <typename T> __global__ void k_transpose(const T *in, T *out, int rows, int cols)
+{
+    __shared__ T tile[32][33];
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        const int r = blockIdx.y * 32 + i;
+        if (r < rows && c < cols)
+            tile[i][threadIdx.x] = in[(size_t)r * cols + c];
+    }
+    __syncthreads();
+    const int r = blockIdx.y * 32 + threadIdx.x;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        const int cc = blockIdx.x * 32 + i;
+        if (r < rows && cc < cols)
+            out[(size_t)cc * rows + r] = tile[threadIdx.x][i];
+    }
+}
+
 /* ---- context ----------------------------------------------------------------- */
 
 struct dev_layer {
     void *qkv_w, *ao_w, *ff1_w, *ff2_w;     /* GEMM input type */
+    void *ff1_wt;                           /* ff1_w transposed, [I][H] (sm90 path only) */
     float *qkv_b, *ao_b, *ln1_g, *ln1_b, *ff1_b, *ff2_b, *ln2_g, *ln2_b;
 };
 
@@ -1086,6 +1086,7 @@ struct cuda_embed {
     int attention_mode;             /* ELOHIM_EMBED_ATTENTION: 0 auto, 1 rows, 2 warp, 3 unfused, 4 tc */
     int tc_smem_max;                /* k_attention_tc's shared memory limit, 0: not usable */
     int pdl;                        /* programmatic dependent launches ($ELOHIM_EMBED_PDL) */
+    int ff_sm90;                    /* FF1 + bias + GELU as one Hopper kernel ($ELOHIM_EMBED_SM90) */
     int32_t *h_ids;                 /* pinned */
     int *h_lens;                    /* pinned: B lengths, then B destination rows */
     out_block outs[OUT_BLOCKS];     /* elo__embed_cuda_out_alloc's blocks */
@@ -1224,6 +1225,8 @@ extern "C" void elo__embed_cuda_free(void *ctx)
 
 extern "C" int elo__embed_cuda_max_tokens(void *ctx) { return ((cuda_embed *)ctx)->max_tokens; }
 
+static int half_stream(const cuda_embed *c);
+
 static int create(cuda_embed *c, const elo_embed_model *m)
 {
     const elo_embed_info *in = &c->info;
@@ -1257,6 +1260,24 @@ static int create(cuda_embed *c, const elo_embed_model *m)
             (rc = upload(c, s->ln2_g, H, 0, (void **)&d->ln2_g)) < 0 ||
             (rc = upload(c, s->ln2_b, H, 0, (void **)&d->ln2_b)) < 0)
             return rc;
+    }
+    /* FF1 with its bias and GELU as one kernel on Hopper (embed-sm90.cu),
+     * which reads the weights K-major: a transposed copy of each W1 */
+    const char *sm90 = getenv("ELOHIM_EMBED_SM90"); /* A/B: 0 turns it off */
+    c->ff_sm90 = half_stream(c) && !(sm90 && !strcmp(sm90, "0")) && elo__sm90_ff_ok &&
+                 elo__sm90_ff_ok(c->prec, (int)I, (int)H);
+    for (int l = 0; c->ff_sm90 && l < in->layers; l++) {
+        dev_layer *d = &c->layers[l];
+        if ((rc = dev_alloc(c, I * H * c->ct_size, &d->ff1_wt)) < 0)
+            return rc;
+        dim3 grid((unsigned)((I + 31) / 32), (unsigned)((H + 31) / 32)), block(32, 8);
+        if (c->prec == ELO_DTYPE_F16)
+            k_transpose<__half><<<grid, block, 0, c->stream>>>((const __half *)d->ff1_w,
+                                                              (__half *)d->ff1_wt, (int)H, (int)I);
+        else
+            k_transpose<__nv_bfloat16><<<grid, block, 0, c->stream>>>(
+                (const __nv_bfloat16 *)d->ff1_w, (__nv_bfloat16 *)d->ff1_wt, (int)H, (int)I);
+        LAUNCHED("weight transpose");
     }
     size_t T = (size_t)c->max_tokens, Lm = (size_t)c->max_len;
     int half = c->prec != ELO_DTYPE_F32;
@@ -1675,7 +1696,12 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L, float *di
             return rc;
         mark(c, "layernorm");
         /* ff = GELU(x W1 + b1) in the input type (f32 at f32) */
-        if ((rc = dense<CT>(c, (int)T, I, H, c->xc, w->ff1_w, c->ffc, c->prec, w->ff1_b, 1)) < 0)
+        if (c->ff_sm90)
+            rc = elo__sm90_ff_gelu(c->stream, c->pdl, c->prec, c->xc, w->ff1_wt, w->ff1_b,
+                                   c->ffc, (int)T, I, H);
+        else
+            rc = dense<CT>(c, (int)T, I, H, c->xc, w->ff1_w, c->ffc, c->prec, w->ff1_b, 1);
+        if (rc < 0)
             return rc;
         mark(c, "ff1 + gelu");
         if ((rc = dense<CT>(c, (int)T, H, I, c->ffc, w->ff2_w, c->y, yt, nullptr, 0)) < 0)

@@ -14,6 +14,7 @@
 #include "elohim/core.h"
 #include "elohim/embed.h"
 #include "embed/embed-impl.h"
+#include "embed/embed-sm90.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -389,6 +390,33 @@ static void test_missing_model(void **state)
     assert_non_null(strstr(elo_errmsg(), "make model"));
 }
 
+/* The Hopper FF1 kernel (bias + GELU in its store) against a double
+ * product on fresh random inputs: row counts off the 64-row tile, one row,
+ * both slice widths, f16 and bf16. Within the 16-bit rounding of the
+ * result (half an ulp is 2^-11 relative for f16, 2^-8 for bf16), scaled
+ * by the largest output. Skipped without a GPU of compute capability 9.0. */
+static void test_sm90_ff_gelu(void **state)
+{
+    (void)state;
+    if (!elo_gpu_available() || !elo__sm90_ff_ok || !elo__sm90_ff_ok(ELO_DTYPE_F16, 1536, 384))
+        skip();
+    static const int shapes[][3] = {{1000, 1536, 384}, {1, 1536, 384}, {4160, 768, 384},
+                                    {130, 3072, 768}, {64, 1536, 384}};
+    elo_dtype types[2] = {ELO_DTYPE_F16, ELO_DTYPE_BF16};
+    uint64_t seed = elo_time_ns();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int t = 0; t < 2; t++) {
+            double err = -1, ref = 0;
+            int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+            assert_int_equal(elo__sm90_ff_check(types[t], m, n, k, seed + i, &err, &ref), ELO_OK);
+            double tol = (t == 0 ? 1.0 / 1024 : 1.0 / 128) * (ref > 1 ? ref : 1);
+            printf("sm90 ff %s %dx%dx%d: max abs error %.3g (largest output %.3g)\n",
+                   t == 0 ? "f16" : "bf16", m, n, k, err, ref);
+            assert_true(ref > 1.0);
+            assert_true(err <= tol);
+        }
+}
+
 /* Fresh random token sequences of varied lengths: CUDA f32 within 1e-4 of
  * the CPU, f16 and bf16 within cosine 0.999. Skipped without a GPU. */
 static void test_cuda_matches_cpu(void **state)
@@ -489,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_fixture_cpu),
         cmocka_unit_test(test_half_needs_gpu),
         cmocka_unit_test(test_cuda_matches_cpu),
+        cmocka_unit_test(test_sm90_ff_gelu),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     failed += cmocka_run_group_tests(model_tests, setup_fixture, teardown_fixture);
