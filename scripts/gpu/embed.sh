@@ -4,7 +4,8 @@
 # mismatch:
 #   1. the unit tests' CUDA-vs-CPU check (fresh random token sequences; f32
 #      within 1e-4, f16/bf16 cosine >= 0.999, graph replays included), also
-#      with each attention path forced (ELOHIM_EMBED_ATTENTION);
+#      with each attention path forced (ELOHIM_EMBED_ATTENTION), and the
+#      Hopper FF1 kernel against a double product (required on a 9.0 GPU);
 #   2. the tiny-bert fixture with --device cuda: ids exact, f32 within 1e-4
 #      of the float64 reference, f16 and bf16 cosine >= 0.999;
 #   3. CPU vs CUDA through the CLI on random texts with random-weight
@@ -32,9 +33,13 @@ done
 
 echo "--- 1. unit tests (CUDA vs CPU on random token ids)"
 if [ -n "$shared" ] && [ -x "$TESTS/test-embed" ]; then
-    ELOHIM_SHARED="$shared" "$TESTS/test-embed" 2>&1 | tee "$OUT/embed-unit.log" | grep -E "cuda|OK|FAIL|PASSED|SKIPPED" || true
+    ELOHIM_SHARED="$shared" "$TESTS/test-embed" 2>&1 | tee "$OUT/embed-unit.log" | grep -E "cuda|sm90|OK|FAIL|PASSED|SKIPPED" || true
     grep -q "FAILED" "$OUT/embed-unit.log" && fail "unit tests"
     grep -q "SKIPPED ] test_cuda_matches_cpu" "$OUT/embed-unit.log" && fail "the CUDA test was skipped on a GPU machine"
+    # the Hopper FF1 kernel's own check must run on a compute capability 9.0 GPU
+    if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
+        grep -q "SKIPPED ] test_sm90_ff_gelu" "$OUT/embed-unit.log" && fail "the sm90 FF1 check was skipped on a 9.0 GPU"
+    fi
     # every attention path, forced, whatever the batch size would pick
     for mode in tc rows warp unfused; do
         if ELOHIM_SHARED="$shared" ELOHIM_EMBED_ATTENTION=$mode "$TESTS/test-embed" \

@@ -3,7 +3,8 @@
  * batched GEMMs for attention) and our own fused kernels for everything
  * between them: embedding gather + LayerNorm, bias + head split, masked
  * softmax, head merge, bias + residual + LayerNorm, bias + GELU, pooling +
- * L2 normalization.
+ * L2 normalization. On Hopper, the first feed-forward layer with its bias
+ * and GELU is one kernel of embed-sm90.cu instead of cuBLAS + the pass.
  *
  * DESIGN: one context per embedder holds the weights (uploaded once, f32,
  * plus f16/bf16 copies of the dense weights at half precision) and scratch
@@ -884,6 +885,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
                         out + (size_t)b * L * H + h * D, H);
 }
 
+/* io = GELU(io + bias) in place (erf form), io in the GEMM input type; the
+ * GELU forms are in gelu-cuda.cuh, shared with embed-sm90.cu. */
 template <typename CT> __device__ __forceinline__ float gelu_for(float v)
 {
     return sizeof(CT) == 2 ? gelu_erf16(v) : gelu_erf(v);

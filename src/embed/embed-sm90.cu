@@ -1,32 +1,30 @@
 /* embed-sm90.cu - the feed-forward's first dense layer for Hopper (sm_90a),
- * out = GELU(a W + bias) with the bias and GELU applied to each tile as it
+ * out = GELU(a W + bias), with the bias and GELU applied to each tile as it
  * leaves the tensor cores. cuBLAS cannot fuse an erf GELU (cuBLASLt's
- * epilogue is the tanh form), and as its own pass GELU read and wrote the
- * whole [tokens x intermediate] activation: ~70 us a layer at 32 x 1024
- * tokens on an H200, more than the product itself.
+ * epilogue is the tanh form), and as its own pass GELU reads and writes
+ * the whole [tokens x intermediate] activation after the GEMM wrote it:
+ * 61 + 56 us a layer at 32 x 1024 tokens on an H200.
  *
  * DESIGN. K (the hidden size) is small, so each block keeps a slice of BN
  * output columns of W, all K of it, resident in shared memory for its whole
- * life, and streams 64-row tiles of a through a ring of 64 x 64 stages:
- * - one producer thread loads by TMA (the weights once, then the stages,
- *   each stage's mbarrier counting its bytes), waiting for a stage to be
- *   released before reloading it;
- * - two consumer warpgroups take alternate 64-row tiles. Each runs
- *   wgmma m64nBNk16 over the tile's K / 64 stages (both operands from
- *   shared memory, 128-byte swizzle, f32 accumulators in registers),
- *   releases each stage when the next one's products are issued, then
- *   adds the bias, applies GELU and stores its tile while the other
- *   warpgroup's products run: the epilogue (~20 instructions a value)
- *   hides behind the tensor cores instead of adding to them.
+ * life, and streams 64-row tiles of a through a ring of [64][64] stages:
+ * - a producer thread loads by TMA (the weights once, then the stages,
+ *   each stage's mbarrier counting its bytes), reloading a stage once its
+ *   consumer has released it;
+ * - two consumer warpgroups take alternate tiles and issue their wgmma
+ *   (m64nBNk16, both operands from shared memory, 128-byte swizzle, f32
+ *   accumulators in registers) in tile order, so one at a time has the
+ *   tensor cores and the other runs its epilogue meanwhile: GELU, the
+ *   16-bit tile into shared memory, one TMA store.
  * The grid is (N / BN) slices x as many blocks per slice as the SMs allow;
- * the blocks of a slice walk the tiles with the same stride, so the
- * slices read each tile of a at about the same time and DRAM sees it
- * once (the rest from L2). Weights are passed transposed ([n][k]): both
- * operands are then K-major, the layout wgmma reads without transposing.
+ * the blocks of a slice walk the tiles with the same stride, so the slices
+ * read each tile of a at about the same time and DRAM sees it once (the
+ * rest from L2). Weights are passed transposed ([n][k]): both operands are
+ * then K-major, the layout wgmma reads without transposing.
  *
- * Built for sm_90a only (wgmma and setmaxnreg-free warp specialization
- * need the arch-specific target); elo__sm90_ff_ok checks at run time that
- * the device is 9.0 and the loaded code is ours. */
+ * Built for sm_90a only (wgmma and TMA need the arch-specific target);
+ * elo__sm90_ff_ok checks at run time that the device is 9.0 and that the
+ * code loaded for it is ours. */
 #include "embed-sm90.h"
 #include "gelu-cuda.cuh"
 
@@ -40,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SM90_THREADS 384 /* producer warpgroup + two consumer warpgroups */
 #define TILE_M 64        /* rows of a consumer tile */
 #define STAGE_BYTES (TILE_M * 128) /* 64 rows x 64 16-bit values */
 
@@ -73,16 +70,19 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *bar)
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
 }
 
-/* Waits until the phase of parity `parity` has completed. */
+/* Waits until the phase of parity `parity` has completed. The thread is
+ * suspended in the wait (woken when the phase completes, or after the
+ * hint's 20 us) instead of spinning: spinning warps took ~20 % of the
+ * issue slots the GELU epilogue needs. */
 __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
 {
     uint32_t done = 0, a = smem_u32(bar);
     while (!done)
         asm volatile("{\n.reg .pred p;\n"
-                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\n"
                      "selp.u32 %0, 1, 0, p;\n}\n"
                      : "=r"(done)
-                     : "r"(a), "r"(parity)
+                     : "r"(a), "r"(parity), "r"(20000)
                      : "memory");
 }
 
@@ -148,142 +148,106 @@ template <int R> __device__ __forceinline__ void fence_regs(float *d)
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
-/* d[64 x N] += A[64 x 16] B[16 x N], A and B by descriptor (generated:
- * one asm statement per width and type, the accumulators as operands). */
+/* d[64 x N] += A[64 x 16] B[16 x N], A and B by descriptor: one asm
+ * statement per width (written out by a few lines of Python: the
+ * accumulators are its operands), the input type's PTX name filled in. */
 template <typename T> __device__ __forceinline__ void wgmma_64(float *d, uint64_t a, uint64_t b);
 template <typename T> __device__ __forceinline__ void wgmma_128(float *d, uint64_t a, uint64_t b);
 template <typename T> __device__ __forceinline__ void wgmma_192(float *d, uint64_t a, uint64_t b);
+#define WGMMA_64(TY)                                                                    \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                           \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "            \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "   \
+                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "    \
+                 "%28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"                   \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]),          \
+                   "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]),          \
+                   "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),     \
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),     \
+                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
+                   "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),     \
+                   "+f"(d[30]), "+f"(d[31])                                             \
+                 : "l"(a), "l"(b), "r"(1))
+
+#define WGMMA_128(TY)                                                                   \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                           \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " "           \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "   \
+                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "    \
+                 "%28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "    \
+                 "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, "    \
+                 "%54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]),          \
+                   "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]),          \
+                   "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),     \
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),     \
+                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
+                   "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),     \
+                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),     \
+                   "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),     \
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]),     \
+                   "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),     \
+                   "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]),     \
+                   "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),     \
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                   \
+                 : "l"(a), "l"(b), "r"(1))
+
+#define WGMMA_192(TY)                                                                   \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"                           \
+                 "wgmma.mma_async.sync.aligned.m64n192k16.f32." TY "." TY " "           \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "   \
+                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "    \
+                 "%28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "    \
+                 "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, "    \
+                 "%54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, "    \
+                 "%67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "    \
+                 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, "    \
+                 "%93, %94, %95}, %96, %97, p, 1, 1, 0, 0;\n}\n"                        \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]),          \
+                   "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]),          \
+                   "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),     \
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),     \
+                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
+                   "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),     \
+                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),     \
+                   "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),     \
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]),     \
+                   "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),     \
+                   "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]),     \
+                   "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),     \
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]),     \
+                   "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]),     \
+                   "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]),     \
+                   "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),     \
+                   "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]),     \
+                   "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]),     \
+                   "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]),     \
+                   "+f"(d[95])                                                          \
+                 : "l"(a), "l"(b), "r"(1))
+
 template <> __device__ __forceinline__ void wgmma_64<__half>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_64("f16");
 }
 template <> __device__ __forceinline__ void wgmma_64<__nv_bfloat16>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_64("bf16");
 }
 template <> __device__ __forceinline__ void wgmma_128<__half>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "
-                 "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
-                 "%57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_128("f16");
 }
 template <> __device__ __forceinline__ void wgmma_128<__nv_bfloat16>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "
-                 "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
-                 "%57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_128("bf16");
 }
 template <> __device__ __forceinline__ void wgmma_192<__half>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "
-                 "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
-                 "%57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, "
-                 "%71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, "
-                 "%85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, %96, %97, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]),
-                   "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-                   "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]),
-                   "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
-                   "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]),
-                   "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_192("f16");
 }
 template <> __device__ __forceinline__ void wgmma_192<__nv_bfloat16>(float *d, uint64_t a, uint64_t b)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, "
-                 "%29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "
-                 "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
-                 "%57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, "
-                 "%71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, "
-                 "%85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, %96, %97, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), 
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]),
-                   "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-                   "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]),
-                   "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
-                   "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]),
-                   "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-                 : "l"(a), "l"(b), "r"(1));
+    WGMMA_192("bf16");
 }
 
 template <typename T, int BN>
@@ -312,59 +276,59 @@ template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, fl
 
 /* ---- the kernel ---------------------------------------------------------------- */
 
-/* GELU of a value rounded to 16 bits right after. G = 0: erf by A&S 7.1.26
- * (|error| <= 1.5e-7, gelu_erf16); G = 1: A&S 7.1.25 (|error| <= 2.5e-5,
- * a tenth of f16's half-ulp step on the result; two fewer FMAs). */
-template <int G> __device__ __forceinline__ float gelu16(float v)
-{
-    if constexpr (G == 0) {
-        return gelu_erf16(v);
-    } else {
-        const float h = 0.5f * v, z = fabsf(v) * 0.70710678118654752f;
-        const float t = rcp_ftz(fmaf(0.47047f, z, 1.0f));
-        const float p = ((0.7478556f * t - 0.0958798f) * t + 0.3480242f) * t;
-        const float e = fmaf(-p, ex2_ftz(z * z * -1.44269504088896341f), 1.0f);
-        return fmaf(copysignf(e, v), h, h);
-    }
-}
-
 /* Shared memory, 1024-byte aligned (the 128-byte swizzle repeats every 8
  * rows of 128 bytes): KC chunks of the weight slice ([BN][64] each), ST
- * stages of a ([64][64] each), NC output tiles ([64][BN] as BN / 64 boxes
- * of [64][64], swizzled as TMA stores them), the slice's bias, barriers. */
+ * stages of a ([64][64] each), one output tile ([BN / 64][64][64]), the
+ * slice's bias, barriers. */
 template <int BN, int KC, int ST, int NC> constexpr size_t ff_smem()
 {
-    return 1024 + (size_t)KC * BN * 128 + (size_t)ST * STAGE_BYTES +
-           (size_t)NC * TILE_M * BN * 2 + BN * 4 + (2 * ST + 1 + NC) * 8;
+    return 1024 + (size_t)KC * BN * 128 + (size_t)ST * STAGE_BYTES + (size_t)TILE_M * BN * 2 +
+           BN * 4 + (2 * ST + 2 + NC) * 8;
 }
 
-/* NC consumer warpgroups take the block's tiles in turn (tile j goes to
- * warpgroup j % NC) and issue their products in that order: warpgroup w
- * starts tile j's products once j - 1's are issued (turn[w]), so one
- * warpgroup at a time has the tensor cores while the others run their
- * epilogues. An epilogue writes its tile, GELU applied, into the
- * warpgroup's output tile in shared memory and one thread stores that by
- * TMA (16-byte register stores scattered over 8 rows a warp had the L1
- * and L2 at 70-80 % of their request rate on their own). */
-template <typename T, int BN, int KC, int ST, int NC, int G>
-__global__ void __launch_bounds__(128 * (NC + 1), 1)
+/* Warpgroup 0 is the producer: one thread issues every TMA load (the
+ * weight slice once, then a's stages round the ring, each reloaded once
+ * released). Warpgroups 1..NC are consumers: they take the block's tiles
+ * in turn (tile j to consumer j % NC) and issue their products in that
+ * order (consumer w starts tile j once j - 1's products are issued:
+ * turn[w]), so one at a time feeds the tensor cores while the others run
+ * their epilogues. A tile's accumulators start from the bias; its
+ * epilogue applies GELU and writes the 16-bit result into the output tile
+ * in shared memory (laid out as TMA stores a box: [64][64], 128-byte
+ * swizzle), and one thread stores the boxes by TMA. The consumers share
+ * that one tile, in tile order (tfree: tile j - 1's store has read it),
+ * which leaves room for a deeper ring; the storing thread waits for the
+ * read, which costs nothing: its warpgroup's next products wait for the
+ * other's anyway.
+ * Tried on an H200 at 32 x 1024 tokens (a layer, FF1 + GELU; cuBLAS and
+ * the pass take 61 + 56 us): this form 115-119 us, 7 stages; an output
+ * tile each, 4 stages, 109-145 us from one machine to the next (too
+ * shallow a ring to cover the loads' latency); the products alone with
+ * no epilogue 68 us; GELU in epilogue warpgroups of their own, fed through
+ * shared memory, 129-136 us (a warp or two a scheduler on dependent
+ * chains could not keep up); the output through the tile's last stages,
+ * released after the store, 121 us; 4-byte fragment stores straight to
+ * global memory 148 us (L1 and L2 at 70-80 % of their request rate). */
+template <typename T, int BN, int KC, int ST, int NC>
+__global__ void __launch_bounds__(128 * (1 + NC), 1)
     k_ff_gelu(const __grid_constant__ CUtensorMap ta, const __grid_constant__ CUtensorMap tw,
               const __grid_constant__ CUtensorMap to, const float *__restrict__ bias, int M,
               int per)
 {
+    static_assert(BN % 64 == 0, "tile shape");
 #ifdef ELO_SM90
     extern __shared__ unsigned char smem_raw[];
     unsigned char *sm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     unsigned char *sw = sm;                         /* weights: KC x [BN][64] */
     unsigned char *sa = sw + (size_t)KC * BN * 128; /* ring: ST x [64][64] */
-    unsigned char *so = sa + (size_t)ST * STAGE_BYTES; /* NC x [BN / 64][64][64] */
-    float *sb = (float *)(so + (size_t)NC * TILE_M * BN * 2);
+    unsigned char *tile = sa + (size_t)ST * STAGE_BYTES; /* [BN / 64][64][64] */
+    float *sb = (float *)(tile + (size_t)TILE_M * BN * 2);
     uint64_t *full = (uint64_t *)(sb + BN), *empty = full + ST, *wbar = empty + ST,
-             *turn = wbar + 1;
+             *turn = wbar + 1, *tfree = turn + NC;
 
     const int slice = blockIdx.x / per, first = blockIdx.x % per, n0 = slice * BN;
     const int tiles = (M + TILE_M - 1) / TILE_M;
-    const int wg = threadIdx.x / 128;
+    const int wg = threadIdx.x / 128, tid = threadIdx.x & 127;
     if (threadIdx.x == 0) {
         for (int s = 0; s < ST; s++) {
             mbar_init(&full[s], 1);
@@ -373,6 +337,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         mbar_init(wbar, 1);
         for (int w = 0; w < NC; w++)
             mbar_init(&turn[w], 1);
+        mbar_init(tfree, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
@@ -380,7 +345,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         sb[i] = bias[n0 + i];
     __syncthreads();
 
-    if (wg == 0) { /* producer: one thread issues every load */
+    if (wg == 0) {
         if (threadIdx.x == 0) {
             mbar_expect_tx(wbar, (uint32_t)(KC * BN * 128));
             for (int c = 0; c < KC; c++)
@@ -399,30 +364,25 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         return;
     }
 
-    const int cw = wg - 1, tid = threadIdx.x & 127, lane = tid & 31;
+    const int cw = wg - 1, lane = tid & 31;
     /* this thread's accumulators: rows row and row + 8 of the tile, columns
      * 8q + col + {0, 1} for q < BN / 8 (the wgmma fragment layout) */
     const int row = (tid >> 5) * 16 + (lane >> 2), col = (lane & 3) * 2;
-    unsigned char *out_tile = so + (size_t)cw * TILE_M * BN * 2;
-    /* where (row, 8q + col) goes in the output tile: box q / 8, 16-byte
-     * chunk q % 8 of the row XOR row % 8 (conflict-free: the 8 rows of a
-     * store hit 8 different chunks) */
-    unsigned char *orow = out_tile + row * 128 + (lane & 3) * 4;
     float d[BN / 2];
     mbar_wait(wbar, 0);
     for (int j = cw, n = 0, t = first + cw * per; t < tiles; j += NC, n++, t += NC * per) {
 #pragma unroll
-        for (int q = 0; q < BN / 8; q++) { /* start from the bias */
+        for (int q = 0; q < BN / 8; q++) {
             const float2 b = *(const float2 *)&sb[8 * q + col];
             d[4 * q] = d[4 * q + 2] = b.x;
             d[4 * q + 1] = d[4 * q + 3] = b.y;
         }
         if (j > 0) /* tile j - 1's products are issued */
             mbar_wait(&turn[cw], (uint32_t)(cw == 0 ? n - 1 : n) & 1);
-        int it = j * KC;
-        for (int c = 0; c < KC; c++, it++) {
-            const int s = it % ST;
-            mbar_wait(&full[s], (it / ST) & 1);
+        const int it0 = j * KC;
+        for (int c = 0; c < KC; c++) {
+            const int s = (it0 + c) % ST;
+            mbar_wait(&full[s], ((it0 + c) / ST) & 1);
             fence_regs<BN / 2>(d);
             wgmma_fence();
             const unsigned char *as = sa + (size_t)s * STAGE_BYTES,
@@ -436,28 +396,35 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             if (c > 0) { /* the previous stage's products are done: release it */
                 wgmma_wait<1>();
                 if (tid == 0)
-                    mbar_arrive(&empty[(it - 1) % ST]);
+                    mbar_arrive(&empty[(it0 + c - 1) % ST]);
             }
         }
         wgmma_wait<0>();
         fence_regs<BN / 2>(d);
-        if (tid == 0) {
-            mbar_arrive(&empty[(it - 1) % ST]);
-            bulk_wait_read(); /* the previous tile's store has read out_tile */
-        }
-        wg_sync(1 + cw);
+        if (tid == 0)
+            mbar_arrive(&empty[(it0 + KC - 1) % ST]);
+        if (j > 0) /* tile j - 1's store has read the output tile */
+            mbar_wait(tfree, (uint32_t)(j - 1) & 1);
+        /* value (row, 8q + col) goes to box q / 8, row, 16-byte chunk q % 8
+         * XOR row % 8: the 8 rows a warp stores hit 8 different chunks */
 #pragma unroll
         for (int q = 0; q < BN / 8; q++) {
-            unsigned char *p = orow + (q >> 3) * (TILE_M * 128) + (((q & 7) ^ (row & 7)) << 4);
-            *(uint32_t *)p = pack2<T>(gelu16<G>(d[4 * q]), gelu16<G>(d[4 * q + 1]));
-            *(uint32_t *)(p + 8 * 128) = pack2<T>(gelu16<G>(d[4 * q + 2]), gelu16<G>(d[4 * q + 3]));
+            unsigned char *p = tile + (q >> 3) * (TILE_M * 128) + row * 128 +
+                               (((q & 7) ^ (row & 7)) << 4) + (lane & 3) * 4;
+            *(uint32_t *)p = pack2<T>(gelu_erf16(d[4 * q]), gelu_erf16(d[4 * q + 1]));
+            *(uint32_t *)(p + 8 * 128) =
+                pack2<T>(gelu_erf16(d[4 * q + 2]), gelu_erf16(d[4 * q + 3]));
         }
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* visible to TMA */
         wg_sync(1 + cw);
         if (tid == 0) {
+#pragma unroll
             for (int b = 0; b < BN / 64; b++)
-                tma_store(&to, out_tile + b * (TILE_M * 128), n0 + 64 * b, t * TILE_M);
+                tma_store(&to, tile + b * (TILE_M * 128), n0 + 64 * b, t * TILE_M);
             bulk_commit();
+            /* the warpgroup's next products wait for the other's anyway */
+            bulk_wait_read();
+            mbar_arrive(tfree);
         }
     }
     if (tid == 0)
@@ -517,7 +484,7 @@ static int tensor_map(CUtensorMap *map, elo_dtype type, const void *p, int rows,
 }
 
 /* The shapes built, by K: 384 (MiniLM, BERT-small) and 768 (BERT-base). */
-template <typename T, int BN, int KC, int ST, int NC, int G>
+template <typename T, int BN, int KC, int ST, int NC>
 static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUtensorMap &tw,
                      const CUtensorMap &to, const float *bias, int m, int n, int sms)
 {
@@ -525,7 +492,7 @@ static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUte
     static_assert(smem <= 232448, "shared memory");
     static int attr_set;
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(k_ff_gelu<T, BN, KC, ST, NC, G>,
+        cudaError_t e = cudaFuncSetAttribute(k_ff_gelu<T, BN, KC, ST, NC>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess)
@@ -543,31 +510,21 @@ static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUte
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.gridDim = dim3((unsigned)(slices * per));
-    cfg.blockDim = dim3(128 * (NC + 1));
+    cfg.blockDim = dim3(128 * (1 + NC));
     cfg.dynamicSmemBytes = smem;
     cfg.stream = st;
     cfg.attrs = at;
     cfg.numAttrs = pdl ? 1 : 0;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, k_ff_gelu<T, BN, KC, ST, NC, G>, ta, tw, to, bias, m,
+    cudaError_t e = cudaLaunchKernelEx(&cfg, k_ff_gelu<T, BN, KC, ST, NC>, ta, tw, to, bias, m,
                                        per);
     if (e != cudaSuccess)
         return SMERR("launch", e);
     return ELO_OK;
 }
 
-static int get_variant(void)
-{
-    static int variant = -1;
-    if (variant < 0) {
-        const char *v = getenv("ELOHIM_SM90_VARIANT");
-        variant = v ? atoi(v) : 0;
-    }
-    return variant;
-}
-
 static int slice_width(int k)
 {
-    return k == 384 ? (get_variant() == 3 ? 192 : 128) : k == 768 ? 64 : 0;
+    return k == 384 ? 192 : k == 768 ? 64 : 0;
 }
 
 static int sm_count(void)
@@ -601,7 +558,7 @@ extern "C" int elo__sm90_ff_ok(elo_dtype type, int n, int k)
         return 0;
     /* the sm_90a code is what loaded (not absent, not another arch's) */
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_ff_gelu<__half, 128, 6, 10, 3, 0>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, k_ff_gelu<__half, 192, 6, 7, 2>) != cudaSuccess) {
         cudaGetLastError();
         return 0;
     }
@@ -625,18 +582,16 @@ extern "C" int elo__sm90_ff_gelu(void *stream, int pdl, elo_dtype type, const vo
         return rc;
     cudaStream_t st = (cudaStream_t)stream;
     const int sms = sm_count();
-#define V(BN, KC, ST, NC, G)                                                                 \
+#define V(BN, KC, ST, NC)                                                                    \
     (type == ELO_DTYPE_F16                                                                   \
-         ? ff_launch<__half, BN, KC, ST, NC, G>(st, pdl, ta, tw, to, bias, m, n, sms)        \
-         : ff_launch<__nv_bfloat16, BN, KC, ST, NC, G>(st, pdl, ta, tw, to, bias, m, n, sms))
+         ? ff_launch<__half, BN, KC, ST, NC>(st, pdl, ta, tw, to, bias, m, n, sms)           \
+         : ff_launch<__nv_bfloat16, BN, KC, ST, NC>(st, pdl, ta, tw, to, bias, m, n, sms))
+    /* K = 384: 192-column slices (8 of them at N = 1536, 16 blocks each
+     * on 132 SMs), 144 KB of weights, a 7-stage ring; K = 768: 64 columns,
+     * 96 KB, 15 stages */
     if (k == 768)
-        return V(64, 12, 12, 3, 0);
-    switch (get_variant()) {
-    case 1: return V(128, 6, 10, 3, 1);
-    case 2: return V(128, 6, 12, 2, 0);
-    case 3: return V(192, 6, 4, 2, 0);
-    default: return V(128, 6, 10, 3, 0);
-    }
+        return V(64, 12, 15, 2);
+    return V(192, 6, 7, 2);
 #undef V
 }
 
