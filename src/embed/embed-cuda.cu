@@ -20,7 +20,7 @@
  * context falls back to eager runs for good. */
 #include "embed-impl.h"
 #include "embed-sm90.h"
-#include "gelu-cuda.cuh"
+#include "embed-device.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -655,19 +655,6 @@ template <typename T> __device__ __forceinline__ void load8(const T *p, float *o
         o[i] = to_f32(e[i]);
 }
 
-/* Two 16-bit values in one register, `lo` in the low half. */
-template <typename CT> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi)
-{
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
 /* c += a b on one m16n8k16 tile, f32 accumulation. */
 template <typename CT> __device__ __forceinline__ void mma16816(float *c, const uint32_t *a,
                                                                 uint32_t b0, uint32_t b1);
@@ -886,7 +873,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
 }
 
 /* io = GELU(io + bias) in place (erf form), io in the GEMM input type; the
- * GELU forms are in gelu-cuda.cuh, shared with embed-sm90.cu. */
+ * GELU forms are in embed-device.cuh, shared with embed-sm90.cu. */
 template <typename CT> __device__ __forceinline__ float gelu_for(float v)
 {
     return sizeof(CT) == 2 ? gelu_erf16(v) : gelu_erf(v);

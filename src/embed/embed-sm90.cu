@@ -26,7 +26,7 @@
  * elo__sm90_ff_ok checks at run time that the device is 9.0 and that the
  * code loaded for it is ours. */
 #include "embed-sm90.h"
-#include "gelu-cuda.cuh"
+#include "embed-device.cuh"
 
 #include "elohim/core.h"
 
@@ -152,7 +152,6 @@ template <int R> __device__ __forceinline__ void fence_regs(float *d)
  * statement per width (written out by a few lines of Python: the
  * accumulators are its operands), the input type's PTX name filled in. */
 template <typename T> __device__ __forceinline__ void wgmma_64(float *d, uint64_t a, uint64_t b);
-template <typename T> __device__ __forceinline__ void wgmma_128(float *d, uint64_t a, uint64_t b);
 template <typename T> __device__ __forceinline__ void wgmma_192(float *d, uint64_t a, uint64_t b);
 #define WGMMA_64(TY)                                                                    \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                           \
@@ -167,29 +166,6 @@ template <typename T> __device__ __forceinline__ void wgmma_192(float *d, uint64
                    "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
                    "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),     \
                    "+f"(d[30]), "+f"(d[31])                                             \
-                 : "l"(a), "l"(b), "r"(1))
-
-#define WGMMA_128(TY)                                                                   \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                           \
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " "           \
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, "   \
-                 "%15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "    \
-                 "%28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "    \
-                 "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, "    \
-                 "%54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]),          \
-                   "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]),          \
-                   "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),     \
-                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),     \
-                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
-                   "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),     \
-                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),     \
-                   "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),     \
-                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]),     \
-                   "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),     \
-                   "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]),     \
-                   "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),     \
-                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                   \
                  : "l"(a), "l"(b), "r"(1))
 
 #define WGMMA_192(TY)                                                                   \
@@ -233,14 +209,6 @@ template <> __device__ __forceinline__ void wgmma_64<__nv_bfloat16>(float *d, ui
 {
     WGMMA_64("bf16");
 }
-template <> __device__ __forceinline__ void wgmma_128<__half>(float *d, uint64_t a, uint64_t b)
-{
-    WGMMA_128("f16");
-}
-template <> __device__ __forceinline__ void wgmma_128<__nv_bfloat16>(float *d, uint64_t a, uint64_t b)
-{
-    WGMMA_128("bf16");
-}
 template <> __device__ __forceinline__ void wgmma_192<__half>(float *d, uint64_t a, uint64_t b)
 {
     WGMMA_192("f16");
@@ -253,26 +221,13 @@ template <> __device__ __forceinline__ void wgmma_192<__nv_bfloat16>(float *d, u
 template <typename T, int BN>
 __device__ __forceinline__ void wgmma_n(float *d, uint64_t a, uint64_t b)
 {
+    static_assert(BN == 64 || BN == 192, "widths built");
     if constexpr (BN == 64)
         wgmma_64<T>(d, a, b);
-    else if constexpr (BN == 128)
-        wgmma_128<T>(d, a, b);
     else
         wgmma_192<T>(d, a, b);
 }
 #endif /* ELO_SM90 */
-
-template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y);
-template <> __device__ __forceinline__ uint32_t pack2<__half>(float x, float y)
-{
-    __half2 h = __floats2half2_rn(x, y);
-    return *(uint32_t *)&h;
-}
-template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-    return *(uint32_t *)&h;
-}
 
 /* ---- the kernel ---------------------------------------------------------------- */
 
@@ -483,22 +438,33 @@ static int tensor_map(CUtensorMap *map, elo_dtype type, const void *p, int rows,
     return ELO_OK;
 }
 
-/* The shapes built, by K: 384 (MiniLM, BERT-small) and 768 (BERT-base). */
-template <typename T, int BN, int KC, int ST, int NC>
-static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUtensorMap &tw,
-                     const CUtensorMap &to, const float *bias, int m, int n, int sms)
+/* The configurations built, by K: 384 (MiniLM, BERT-small): 192-column
+ * slices (8 of them at N = 1536, 16 blocks each on 132 SMs), 144 KB of
+ * weights, a 7-stage ring; 768 (BERT-base): 64 columns, 96 KB, 15 stages. */
+#define FF_384 192, 6, 7, 2
+#define FF_768 64, 12, 15, 2
+
+static int slice_width(int k) { return k == 384 ? 192 : k == 768 ? 64 : 0; }
+
+/* Lets the kernel have its shared memory on the current device. */
+template <typename T, int BN, int KC, int ST, int NC> static cudaError_t ff_prepare(void)
 {
     constexpr size_t smem = ff_smem<BN, KC, ST, NC>();
     static_assert(smem <= 232448, "shared memory");
-    static int attr_set;
-    if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(k_ff_gelu<T, BN, KC, ST, NC>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem);
-        if (e != cudaSuccess)
-            return SMERR("shared memory", e);
-        attr_set = 1;
-    }
+    return cudaFuncSetAttribute(k_ff_gelu<T, BN, KC, ST, NC>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+}
+
+template <typename T, int BN, int KC, int ST, int NC>
+static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUtensorMap &tw,
+                     const CUtensorMap &to, const float *bias, int m, int n)
+{
+    int dev = 0, sms = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess)
+        return SMERR("device", e);
     const int slices = n / BN, tiles = (m + TILE_M - 1) / TILE_M;
     int per = sms / slices;
     if (per < 1)
@@ -511,33 +477,14 @@ static int ff_launch(cudaStream_t st, int pdl, const CUtensorMap &ta, const CUte
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.gridDim = dim3((unsigned)(slices * per));
     cfg.blockDim = dim3(128 * (1 + NC));
-    cfg.dynamicSmemBytes = smem;
+    cfg.dynamicSmemBytes = ff_smem<BN, KC, ST, NC>();
     cfg.stream = st;
     cfg.attrs = at;
     cfg.numAttrs = pdl ? 1 : 0;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, k_ff_gelu<T, BN, KC, ST, NC>, ta, tw, to, bias, m,
-                                       per);
+    e = cudaLaunchKernelEx(&cfg, k_ff_gelu<T, BN, KC, ST, NC>, ta, tw, to, bias, m, per);
     if (e != cudaSuccess)
         return SMERR("launch", e);
     return ELO_OK;
-}
-
-static int slice_width(int k)
-{
-    return k == 384 ? 192 : k == 768 ? 64 : 0;
-}
-
-static int sm_count(void)
-{
-    static int sms;
-    if (!sms) {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            sms = 0;
-        cudaGetLastError();
-    }
-    return sms;
 }
 
 extern "C" int elo__sm90_ff_ok(elo_dtype type, int n, int k)
@@ -554,15 +501,25 @@ extern "C" int elo__sm90_ff_ok(elo_dtype type, int n, int k)
         cudaGetLastError();
         return 0;
     }
-    if (major != 9 || minor != 0 || !get_encode() || sm_count() <= 0)
+    if (major != 9 || minor != 0 || !get_encode())
         return 0;
     /* the sm_90a code is what loaded (not absent, not another arch's) */
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_ff_gelu<__half, 192, 6, 7, 2>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, k_ff_gelu<__half, FF_384>) != cudaSuccess ||
+        fa.binaryVersion != 90) {
         cudaGetLastError();
         return 0;
     }
-    return fa.binaryVersion == 90;
+    cudaError_t e;
+    if (type == ELO_DTYPE_F16)
+        e = k == 384 ? ff_prepare<__half, FF_384>() : ff_prepare<__half, FF_768>();
+    else
+        e = k == 384 ? ff_prepare<__nv_bfloat16, FF_384>() : ff_prepare<__nv_bfloat16, FF_768>();
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return 1;
 }
 
 extern "C" int elo__sm90_ff_gelu(void *stream, int pdl, elo_dtype type, const void *a,
@@ -581,18 +538,11 @@ extern "C" int elo__sm90_ff_gelu(void *stream, int pdl, elo_dtype type, const vo
         (rc = tensor_map(&to, type, out, m, n, TILE_M)) < 0)
         return rc;
     cudaStream_t st = (cudaStream_t)stream;
-    const int sms = sm_count();
-#define V(BN, KC, ST, NC)                                                                    \
-    (type == ELO_DTYPE_F16                                                                   \
-         ? ff_launch<__half, BN, KC, ST, NC>(st, pdl, ta, tw, to, bias, m, n, sms)           \
-         : ff_launch<__nv_bfloat16, BN, KC, ST, NC>(st, pdl, ta, tw, to, bias, m, n, sms))
-    /* K = 384: 192-column slices (8 of them at N = 1536, 16 blocks each
-     * on 132 SMs), 144 KB of weights, a 7-stage ring; K = 768: 64 columns,
-     * 96 KB, 15 stages */
-    if (k == 768)
-        return V(64, 12, 15, 2);
-    return V(192, 6, 7, 2);
-#undef V
+    if (type == ELO_DTYPE_F16)
+        return k == 384 ? ff_launch<__half, FF_384>(st, pdl, ta, tw, to, bias, m, n)
+                        : ff_launch<__half, FF_768>(st, pdl, ta, tw, to, bias, m, n);
+    return k == 384 ? ff_launch<__nv_bfloat16, FF_384>(st, pdl, ta, tw, to, bias, m, n)
+                    : ff_launch<__nv_bfloat16, FF_768>(st, pdl, ta, tw, to, bias, m, n);
 }
 
 /* ---- self-check ------------------------------------------------------------------ */
@@ -605,12 +555,23 @@ static uint64_t check_rng(uint64_t *s)
     return *s;
 }
 
-/* Uniform in [-1, 1), rounded to the 16-bit type (the value the GPU sees). */
-static float check_val(uint64_t *s, elo_dtype type, float scale)
+/* v rounded to the 16-bit type, as its bits and as the float it stands for. */
+static uint16_t to16(elo_dtype type, float v, float *back)
 {
-    float v = scale * (float)((double)(check_rng(s) >> 11) / 4503599627370496.0 - 1.0);
-    return type == ELO_DTYPE_F16 ? __half2float(__float2half_rn(v))
-                                 : __bfloat162float(__float2bfloat16_rn(v));
+    if (type == ELO_DTYPE_F16) {
+        __half_raw r = __half(__float2half_rn(v));
+        *back = __half2float(__half(r));
+        return r.x;
+    }
+    __nv_bfloat16_raw r = __nv_bfloat16(__float2bfloat16_rn(v));
+    *back = __bfloat162float(__nv_bfloat16(r));
+    return r.x;
+}
+
+/* Uniform in [-1, 1). */
+static float check_val(uint64_t *s)
+{
+    return (float)((double)(check_rng(s) >> 11) / 4503599627370496.0 - 1.0);
 }
 
 extern "C" int elo__sm90_ff_check(elo_dtype type, int m, int n, int k, uint64_t seed,
@@ -619,6 +580,7 @@ extern "C" int elo__sm90_ff_check(elo_dtype type, int m, int n, int k, uint64_t 
     if (!elo__sm90_ff_ok(type, n, k))
         return elo_seterr(ELO_UNSUPPORTED, "sm90 dense layer: not available here");
     size_t na = (size_t)m * k, nw = (size_t)n * k, no = (size_t)m * n;
+    /* the values as the GPU sees them (a, w, b) and their 16-bit bits */
     float *a = (float *)malloc(na * 4), *w = (float *)malloc(nw * 4), *b = (float *)malloc(n * 4);
     uint16_t *a16 = (uint16_t *)malloc(na * 2), *w16 = (uint16_t *)malloc(nw * 2),
              *o16 = (uint16_t *)malloc(no * 2);
@@ -632,29 +594,11 @@ extern "C" int elo__sm90_ff_check(elo_dtype type, int m, int n, int k, uint64_t 
     seed |= 1;
     /* weights scaled so the products spread over GELU's curved part */
     for (size_t i = 0; i < na; i++)
-        a[i] = check_val(&seed, type, 1.0f);
+        a16[i] = to16(type, check_val(&seed), &a[i]);
     for (size_t i = 0; i < nw; i++)
-        w[i] = check_val(&seed, type, 3.0f / sqrtf((float)k));
+        w16[i] = to16(type, check_val(&seed) * 3.0f / sqrtf((float)k), &w[i]);
     for (int i = 0; i < n; i++)
-        b[i] = (float)((double)(check_rng(&seed) >> 11) / 4503599627370496.0 - 1.0);
-    for (size_t i = 0; i < na; i++) {
-        if (type == ELO_DTYPE_F16) {
-            __half h = __float2half_rn(a[i]);
-            memcpy(&a16[i], &h, 2);
-        } else {
-            __nv_bfloat16 h = __float2bfloat16_rn(a[i]);
-            memcpy(&a16[i], &h, 2);
-        }
-    }
-    for (size_t i = 0; i < nw; i++) {
-        if (type == ELO_DTYPE_F16) {
-            __half h = __float2half_rn(w[i]);
-            memcpy(&w16[i], &h, 2);
-        } else {
-            __nv_bfloat16 h = __float2bfloat16_rn(w[i]);
-            memcpy(&w16[i], &h, 2);
-        }
-    }
+        b[i] = check_val(&seed);
     {
         cudaError_t e;
         if ((e = cudaMalloc(&da, na * 2)) != cudaSuccess ||

@@ -18,7 +18,9 @@ extern "C" {
 /* 1 when elo__sm90_ff_gelu runs on the current device for a layer of
  * `k` inputs and `n` outputs in `type` (ELO_DTYPE_F16 or BF16): a GPU of
  * compute capability 9.0 running our sm_90a code, k in {384, 768}, n a
- * multiple of the slice width; else 0 (the caller keeps cuBLAS + pass). */
+ * multiple of the slice width; the kernel is then made ready for this
+ * device (call it on each device before elo__sm90_ff_gelu). Else 0: the
+ * caller keeps cuBLAS + pass. */
 ELO_CUDA_ENTRY int elo__sm90_ff_ok(elo_dtype type, int n, int k);
 
 /* out[m][n] = GELU(a[m][:] . wt[n][:] + bias[n]) in `type`, on `stream`:

@@ -1,9 +1,25 @@
-/* gelu-cuda.cuh - GELU (erf form) on the device, shared by the encoder's
- * bias + GELU pass (embed-cuda.cu) and the Hopper dense layer that applies
- * it as it stores (embed-sm90.cu). */
+/* embed-device.cuh - device helpers shared by the encoder's kernels
+ * (embed-cuda.cu) and its Hopper dense layer (embed-sm90.cu): 16-bit
+ * pairs and GELU (erf form). */
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
+
+/* Two 16-bit values in one register, `lo` in the low half. */
+template <typename CT> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi)
+{
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
 
 /* GELU(v) = v * Phi(v), with erff: for f32 results. */
 __device__ __forceinline__ float gelu_erf(float v)
