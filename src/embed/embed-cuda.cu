@@ -1039,7 +1039,7 @@ template <typename T> __global__ void k_transpose(const T *in, T *out, int rows,
 
 struct dev_layer {
     void *qkv_w, *ao_w, *ff1_w, *ff2_w;     /* GEMM input type */
-    void *ff1_wt;                           /* ff1_w transposed, [I][H] (sm90 path only) */
+    void *ff1_wt;                           /* sm90 path: W1 as [I][H] (ff1_w NULL then) */
     float *qkv_b, *ao_b, *ln1_g, *ln1_b, *ff1_b, *ff2_b, *ln2_g, *ln2_b;
 };
 
@@ -1252,22 +1252,38 @@ static int create(cuda_embed *c, const elo_embed_model *m)
             return rc;
     }
     /* FF1 with its bias and GELU as one kernel on Hopper (embed-sm90.cu),
-     * which reads the weights K-major: a transposed copy of each W1 */
+     * which reads the weights K-major: W1 transposed in its own allocation
+     * (through a scratch copy), ff1_wt then, ff1_w unused */
     const char *sm90 = getenv("ELOHIM_EMBED_SM90"); /* A/B: 0 turns it off */
     c->ff_sm90 = half_stream(c) && !(sm90 && !strcmp(sm90, "0")) && elo__sm90_ff_ok &&
                  elo__sm90_ff_ok(c->prec, (int)I, (int)H);
-    for (int l = 0; c->ff_sm90 && l < in->layers; l++) {
-        dev_layer *d = &c->layers[l];
-        if ((rc = dev_alloc(c, I * H * c->ct_size, &d->ff1_wt)) < 0)
-            return rc;
-        dim3 grid((unsigned)((I + 31) / 32), (unsigned)((H + 31) / 32)), block(32, 8);
-        if (c->prec == ELO_DTYPE_F16)
-            k_transpose<__half><<<grid, block, 0, c->stream>>>((const __half *)d->ff1_w,
-                                                              (__half *)d->ff1_wt, (int)H, (int)I);
-        else
-            k_transpose<__nv_bfloat16><<<grid, block, 0, c->stream>>>(
-                (const __nv_bfloat16 *)d->ff1_w, (__nv_bfloat16 *)d->ff1_wt, (int)H, (int)I);
-        LAUNCHED("weight transpose");
+    if (c->ff_sm90) {
+        void *tmp = nullptr;
+        CU(cudaMalloc(&tmp, I * H * c->ct_size));
+        cudaError_t e = cudaSuccess;
+        for (int l = 0; e == cudaSuccess && l < in->layers; l++) {
+            dev_layer *d = &c->layers[l];
+            dim3 grid((unsigned)((I + 31) / 32), (unsigned)((H + 31) / 32)), block(32, 8);
+            if (c->prec == ELO_DTYPE_F16)
+                k_transpose<__half><<<grid, block, 0, c->stream>>>(
+                    (const __half *)d->ff1_w, (__half *)tmp, (int)H, (int)I);
+            else
+                k_transpose<__nv_bfloat16><<<grid, block, 0, c->stream>>>(
+                    (const __nv_bfloat16 *)d->ff1_w, (__nv_bfloat16 *)tmp, (int)H, (int)I);
+            e = cudaGetLastError();
+            if (e == cudaSuccess)
+                e = cudaMemcpyAsync(d->ff1_w, tmp, I * H * c->ct_size, cudaMemcpyDeviceToDevice,
+                                    c->stream);
+            d->ff1_wt = d->ff1_w;
+            d->ff1_w = nullptr;
+        }
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(c->stream);
+        cudaFree(tmp);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            return elo_seterr(ELO_DEVICE, "transposing W1: %s", cudaGetErrorString(e));
+        }
     }
     size_t T = (size_t)c->max_tokens, Lm = (size_t)c->max_len;
     int half = c->prec != ELO_DTYPE_F32;
