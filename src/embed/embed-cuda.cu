@@ -590,26 +590,38 @@ __global__ void __launch_bounds__(128)
 
 /* The tensor-core attention (half precision, head size 32 or 64): a
  * flash-style kernel on mma.sync m16n8k16 tiles. A block takes one
- * (sequence, head): K and V of that head go to shared memory as they are
- * (cp.async, 16-byte pieces, the pieces of a row on consecutive threads),
- * Q through registers with its bias added and the scale (times log2 e:
- * exp2 below) applied. K's bias adds q . bk to every score of a query row,
- * which softmax cancels, so it is left out; V's bias comes out of the
- * weighted sum unchanged (the weights sum to 1), so it is added to the
- * output. Each warp then takes 16-row query strips and walks the keys
- * TC_KEYS at a time with an online softmax, so S and P never leave
- * registers: S's accumulator layout is P's operand layout for the P V
- * product. Operands come from shared memory by ldmatrix (Q and K as they
- * are, V transposed by ldmatrix.trans). Up to 8 warps a block (one per
- * strip for L <= 128).
+ * sequence and G of its heads, G chosen so the heads have TC_STRIPS 16-row
+ * query strips between them (for L <= 128; one head a block beyond), and
+ * runs TC_WARPS warps, each taking every TC_WARPS-th strip:
+ * - Q, K and V of the G heads go to shared memory by cp.async in 16-byte
+ *   pieces; the G heads are one contiguous run of each QKV row, so the
+ *   pieces of a row are whole 128-byte lines on consecutive threads;
+ * - the threads that moved Q's pieces add Q's bias and apply the scale
+ *   (times log2 e: exp2 below) in place. K's bias adds q . bk to every
+ *   score of a query row, which softmax cancels, so it is left out; V's
+ *   bias comes out of the weighted sum unchanged (the weights sum to 1),
+ *   so it is added to the output;
+ * - a warp walks the keys of its strip TC_KEYS at a time with an online
+ *   softmax, so S and P never leave registers (S's accumulator layout is
+ *   P's operand layout for the P V product); operands come by ldmatrix (Q
+ *   and K as they are, V transposed by ldmatrix.trans);
+ * - each strip's output goes over its own Q rows, and the block stores
+ *   whole output rows of G x D values.
  *
- * Measured on an H200 (6 layers, f16): loading Q, K and V all through
- * registers (bias added to each) took 0.33 / 0.54 ms a 32 x 1024 / 128 x
- * 256 batch; a persistent version (a block walking groups of items with
- * the next group's loads in flight, two shared-memory stages) took 0.46 /
- * 0.69 ms: fewer warps an SM (24 against 32 or more) lost more than the
- * prefetch won. */
-#define TC_WARPS 8
+ * Measured on an H200 (6 layers, f16, attention time a 32 x 1024 / 128 x
+ * 256 batch): Q, K and V all through registers (bias added to each) 0.33 /
+ * 0.54 ms; a block per (sequence, head) with K and V by cp.async and Q
+ * through registers, its output stored from the fragments (16-byte pieces
+ * of a row), ~0.31 / 0.52 ms: 64 registers with spills at 2 warps a
+ * block, 70 % of L1 and L2 throughput; this form with 8 warps a block
+ * about the same, with 4 (two strips a warp: more blocks, so more loads
+ * in flight, an SM) +1-1.5 % sentences/s on the whole batch and 2 warps
+ * -1 %; a persistent version (a block walking groups of items with the
+ * next group's loads in flight, two shared-memory stages) 0.46 / 0.69 ms:
+ * fewer warps an SM (24 against 32 or more) lost more than the prefetch
+ * won. */
+#define TC_STRIPS 8
+#define TC_WARPS 4
 #define TC_KEYS 32                 /* keys per online-softmax step (64 needed 94
                                       registers at D = 32: 2 blocks an SM) */
 #define TC_LDH(n) ((n) + 8)        /* 16-bit rows, padded off bank multiples */
@@ -618,12 +630,6 @@ static size_t attention_tc_smem(int L, int d)
 {
     size_t Lp = (size_t)(L + 15) / 16 * 16;
     return 3 * Lp * TC_LDH(d) * 2; /* Q, K and V */
-}
-
-static int attention_tc_warps(int L)
-{
-    int strips = (L + 15) / 16;
-    return strips < TC_WARPS ? strips : TC_WARPS;
 }
 
 /* 16 bytes global -> shared without registers; `bytes` 0 writes zeros. */
@@ -705,20 +711,35 @@ template <typename CT> __device__ __forceinline__ uint4 pack8(const float *e)
  * hold rows g and g+8 at columns 2q, 2q+1 (regs 0, 1) and 2q+8, 2q+9 (regs
  * 2, 3); B registers hold column g at rows 2q, 2q+1 and 2q+8, 2q+9; C holds
  * rows g (c0, c1) and g+8 (c2, c3) at columns 2q, 2q+1. */
-/* One warp, one 16-row query strip `s` of an item whose Q (biased,
- * scaled), K and V lie in shared memory: out rows s*16 .. s*16+15 (row
- * stride H; `vbias` the item's V bias, added here). */
-template <typename CT, int D>
-__device__ __forceinline__ void tc_strip(const CT *qs, const CT *ks, const CT *vs,
-                                         const float *vbias, int s, int len, int L, int Lp,
-                                         int lane, int g, int q, CT *out, int H)
+/* The heads a k_attention_tc block takes: as many of one sequence as have
+ * TC_STRIPS 16-row strips between them, a divisor of `heads`. */
+static int attention_tc_heads(int L, int heads)
 {
-    const int ld = TC_LDH(D);
+    int strips = (L + 15) / 16, g = strips < TC_STRIPS ? TC_STRIPS / strips : 1;
+    while (heads % g)
+        g--;
+    return g;
+}
+
+/* One warp, one 16-row query strip `s` of a head whose Q (biased, scaled),
+ * K and V lie in shared memory (k_attention_tc). The strip's output (V's
+ * bias added, rows past `len` zeros) goes back over the strip's own Q
+ * rows, which only this warp reads. */
+template <typename CT, int D>
+__device__ __forceinline__ void tc_strip(CT *qs, const CT *ks, const CT *vs,
+                                         const float *vbias, int s, int len, int Lp, int lane)
+{
+    const int ld = TC_LDH(D), g = lane >> 2, q = lane & 3;
     const int r0 = s * 16 + g, r1 = r0 + 8;
-    /* A tiles of the strip: lanes 0-15 address rows at column 0, lanes
-     * 16-31 the same rows at column 8; loaded again for each key step
-     * rather than held (registers) */
-    const CT *qr = qs + (size_t)(16 * s + (lane & 15)) * ld + (lane >> 4) * 8;
+    /* A tiles of the strip, held: lanes 0-15 address rows at column 0,
+     * lanes 16-31 the same rows at column 8 */
+    uint32_t qa[D / 16][4];
+    {
+        const CT *qr = qs + (size_t)(16 * s + (lane & 15)) * ld + (lane >> 4) * 8;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+            ldsm_x4(qa[kk], qr + 16 * kk);
+    }
     float o[D / 8][4];
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++)
@@ -742,11 +763,10 @@ __device__ __forceinline__ void tc_strip(const CT *qs, const CT *ks, const CT *v
                            ((lane >> 3) & 1) * 8;
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
-                uint32_t qa[4], kf[4];
-                ldsm_x4(qa, qr + 16 * kk);
+                uint32_t kf[4];
                 ldsm_x4(kf, kr + 16 * kk);
-                mma16816<CT>(sc[n], qa, kf[0], kf[1]);
-                mma16816<CT>(sc[n + 1], qa, kf[2], kf[3]);
+                mma16816<CT>(sc[n], qa[kk], kf[0], kf[1]);
+                mma16816<CT>(sc[n + 1], qa[kk], kf[2], kf[3]);
             }
 #pragma unroll
             for (int u = 0; u < 2; u++) {
@@ -806,70 +826,80 @@ __device__ __forceinline__ void tc_strip(const CT *qs, const CT *ks, const CT *v
     }
     l0 = quad_sum(l0);
     l1 = quad_sum(l1);
-    /* rows past the sequence are written as zeros */
     const float i0 = r0 < len ? 1.0f / l0 : 0.0f, i1 = r1 < len ? 1.0f / l1 : 0.0f;
     const float in0 = r0 < len ? 1.0f : 0.0f, in1 = r1 < len ? 1.0f : 0.0f;
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++) {
         const int col = 8 * dn + 2 * q;
         const float2 vb = *(const float2 *)(vbias + col);
-        if (r0 < L)
-            *(uint32_t *)(out + (size_t)r0 * H + col) =
-                pack2<CT>(o[dn][0] * i0 + vb.x * in0, o[dn][1] * i0 + vb.y * in0);
-        if (r1 < L)
-            *(uint32_t *)(out + (size_t)r1 * H + col) =
-                pack2<CT>(o[dn][2] * i1 + vb.x * in1, o[dn][3] * i1 + vb.y * in1);
+        *(uint32_t *)(qs + (size_t)r0 * ld + col) =
+            pack2<CT>(o[dn][0] * i0 + vb.x * in0, o[dn][1] * i0 + vb.y * in0);
+        *(uint32_t *)(qs + (size_t)r1 * ld + col) =
+            pack2<CT>(o[dn][2] * i1 + vb.x * in1, o[dn][3] * i1 + vb.y * in1);
     }
 }
 
+/* The tensor-core attention (see TC_STRIPS): a block per (sequence, G
+ * heads), the lengths in `lens`, the output in `out` ([tokens][H]). */
 template <typename CT, int D>
-__global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 4 : 2)
+__global__ void __launch_bounds__(TC_WARPS * 32, D == 32 ? 6 : 4)
     k_attention_tc(const CT *qkv, const float *bias, const int *lens, int L, int H, int heads,
-                   float scale, CT *out)
+                   int G, float scale, CT *out)
 {
     pdl_wait();
     extern __shared__ __align__(16) unsigned char smc[];
-    const int Lp = (L + 15) / 16 * 16, ld = TC_LDH(D);
-    const int b = blockIdx.x / heads, h = blockIdx.x % heads, len = lens[b];
-    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    CT *qs = (CT *)smc, *ks = qs + (size_t)Lp * ld, *vs = ks + (size_t)Lp * ld;
-    const CT *base = qkv + (size_t)b * L * 3 * H + h * D;
-    const float qscale = scale * 1.4426950408889634f; /* log2(e): exp2 below */
-    /* K and V as they are, straight to shared memory, while Q comes
-     * through registers. Every row of the padded sequence is loaded (not
-     * only the first `len`: the addresses need not wait for lens[b]); the
-     * padding rows hold finite values (the encoder ran on id 0 there),
-     * their keys are masked and their outputs written as zeros. Rows from
-     * L to the multiple of 16 are zero-filled. */
-    for (int i = threadIdx.x; i < 2 * Lp * (D / 8); i += blockDim.x) {
-        const int r = i / (2 * (D / 8)), part = 1 + (i / (D / 8)) % 2, c8 = (i % (D / 8)) * 8;
-        const int ok = r < L;
-        cp_async16(qs + ((size_t)part * Lp + r) * ld + c8,
-                   ok ? base + (size_t)r * 3 * H + part * H + c8 : base, ok ? 16 : 0);
-    }
-    cp_async_commit();
-    for (int i = threadIdx.x; i < Lp * (D / 8); i += blockDim.x) {
-        const int r = i / (D / 8), c8 = (i % (D / 8)) * 8;
-        float e[8], bb[8];
-        if (r < L) {
-            load8(base + (size_t)r * 3 * H + c8, e);
-            load8(bias + h * D + c8, bb);
+    CT *sm = (CT *)smc;
+    const int Lp = (L + 15) / 16 * 16, ld = TC_LDH(D), strips = Lp / 16;
+    const size_t per = (size_t)3 * Lp * ld; /* one head's Q, K and V */
+    const int hb = heads / G, b = blockIdx.x / hb, h0 = (blockIdx.x % hb) * G, len = lens[b];
+    /* a thread moves 16-byte piece c of a row's run of G x D values (the
+     * same piece of every `step`-th row): G heads side by side are one
+     * contiguous run of the QKV row, so a row's pieces are whole lines */
+    const int run = G * (D / 8), step = blockDim.x / run, c = threadIdx.x % run;
+    const int mover = threadIdx.x < step * run;
+    const CT *base = qkv + (size_t)b * L * 3 * H + (size_t)h0 * D;
+    const CT *src = base + 8 * c;
+    CT *dst = sm + (c / (D / 8)) * per + (c % (D / 8)) * 8; /* head c / (D / 8), Q row 0 */
+    /* rows from L to the multiple of 16 are zero-filled; padding rows
+     * before L hold finite values (the encoder ran on id 0 there) */
+    if (mover)
+        for (int r = threadIdx.x / run; r < Lp; r += step) {
+            const int ok = r < L;
 #pragma unroll
-            for (int k = 0; k < 8; k++)
-                e[k] = (e[k] + bb[k]) * qscale;
-        } else {
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                e[k] = 0.0f;
+            for (int part = 0; part < 3; part++)
+                cp_async16(dst + ((size_t)part * Lp + r) * ld,
+                           ok ? src + (size_t)r * 3 * H + part * H : base, ok ? 16 : 0);
         }
-        *(uint4 *)(qs + (size_t)r * ld + c8) = pack8<CT>(e);
-    }
+    cp_async_commit();
     cp_async_wait<0>();
+    /* Q's bias and scale (times log2 e: exp2 below), on the pieces this
+     * thread moved: the same 8 columns in every row */
+    if (mover) {
+        const float qscale = scale * 1.4426950408889634f;
+        float bq[8];
+        load8(bias + (size_t)h0 * D + 8 * c, bq);
+        for (int r = threadIdx.x / run; r < L; r += step) {
+            float e[8];
+            load8(dst + (size_t)r * ld, e);
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                e[k] = (e[k] + bq[k]) * qscale;
+            *(uint4 *)(dst + (size_t)r * ld) = pack8<CT>(e);
+        }
+    }
     __syncthreads();
-    const int warps = blockDim.x >> 5;
-    for (int s = threadIdx.x >> 5; s < Lp / 16; s += warps)
-        tc_strip<CT, D>(qs, ks, vs, bias + 2 * H + h * D, s, len, L, Lp, lane, g, q,
-                        out + (size_t)b * L * H + h * D, H);
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int w = threadIdx.x >> 5; w < G * strips; w += warps) {
+        const int g = w / strips;
+        CT *qs = sm + g * per;
+        tc_strip<CT, D>(qs, qs + (size_t)Lp * ld, qs + (size_t)2 * Lp * ld,
+                        bias + 2 * H + (size_t)(h0 + g) * D, w % strips, len, Lp, lane);
+    }
+    __syncthreads();
+    CT *ob = out + (size_t)b * L * H + (size_t)h0 * D + 8 * c;
+    if (mover)
+        for (int r = threadIdx.x / run; r < L; r += step)
+            *(uint4 *)(ob + (size_t)r * H) = *(const uint4 *)(dst + (size_t)r * ld);
 }
 
 /* io = GELU(io + bias) in place (erf form), io in the GEMM input type; the
@@ -1490,9 +1520,11 @@ template <typename CT, int D>
 static int tc_launch(cuda_embed *c, int B, int L, int H, int heads, float scale,
                      const float *bias)
 {
-    unsigned blocks = (unsigned)(B * heads), threads = (unsigned)attention_tc_warps(L) * 32;
-    pdl_launch(c, k_attention_tc<CT, D>, blocks, threads, attention_tc_smem(L, D),
-               (const CT *)c->qkvc, bias, (const int *)c->d_lens, L, H, heads, scale,
+    int G = attention_tc_heads(L, heads), strips = (L + 15) / 16;
+    unsigned blocks = (unsigned)(B * (heads / G));
+    unsigned threads = (unsigned)(G * strips < TC_WARPS ? G * strips : TC_WARPS) * 32;
+    pdl_launch(c, k_attention_tc<CT, D>, blocks, threads, G * attention_tc_smem(L, D),
+               (const CT *)c->qkvc, bias, (const int *)c->d_lens, L, H, heads, G, scale,
                (CT *)c->attn);
     return ELO_OK;
 }
@@ -1623,7 +1655,8 @@ template <typename CT> static int forward(cuda_embed *c, int B, int L, float *di
      * softmax for small f32 batches, where a block per (sequence, head)
      * leaves most SMs idle. */
     int path = 3; /* 1 rows, 2 warp, 3 unfused, 4 tensor cores */
-    int tc_ok = c->tc_smem_max && attention_tc_smem(L, d) <= (size_t)c->tc_smem_max;
+    int tc_ok = c->tc_smem_max && (size_t)attention_tc_heads(L, heads) *
+                                          attention_tc_smem(L, d) <= (size_t)c->tc_smem_max;
     if (c->attention_mode)
         path = c->attention_mode;
     else if (tc_ok)

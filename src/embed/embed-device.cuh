@@ -27,34 +27,28 @@ __device__ __forceinline__ float gelu_erf(float v)
     return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
 }
 
-/* The hardware 2^x and 1/x (MUFU), flushing subnormals: without .ftz each
- * comes wrapped in rescaling code for subnormal operands, which GELU never
- * produces where it matters (1/x of a value >= 1; 2^x underflowing to 0). */
-__device__ __forceinline__ float ex2_ftz(float x)
+/* The hardware tanh (MUFU.TANH, relative error about 2^-11). */
+__device__ __forceinline__ float tanh_approx(float x)
 {
     float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-__device__ __forceinline__ float rcp_ftz(float x)
-{
-    float y;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
 
-/* GELU for a value rounded to 16 bits right after: erf by Abramowitz and
- * Stegun 7.1.26 (absolute error <= 1.5e-7, against the 2^-11 relative
- * step of f16 and 2^-8 of bf16 on the result), with the hardware 2^x and
- * 1/x (2 ulp): ~14 instructions where erff takes ~30 (an f32 result keeps
- * erff). */
+/* GELU for a value rounded to 16 bits right after: erf(z) ~ tanh(z (c1 +
+ * c2 z^2 + c3 z^4)) for |z| <= 5 (a minimax fit, |error| <= 3.7e-5;
+ * erf(5) = 1 - 1.5e-12), the tanh the hardware's (relative error ~2^-11,
+ * the f16 result's own step; 2^-8 for bf16). One MUFU op and ~9 others:
+ * Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7) took two MUFU ops (2^x
+ * and 1/x) and ~14 others, and the MUFU pipe (16 a cycle an SM) bounded
+ * the Hopper FF1 kernel's epilogue: 134 -> 106 us a layer at 32 x 1024 on
+ * an H200, sentences/s +7 %, with no change in the end-to-end cosines
+ * against the CPU (f16 0.9999995, bf16 0.99998). An f32 result keeps
+ * erff. */
 __device__ __forceinline__ float gelu_erf16(float v)
 {
-    const float h = 0.5f * v, z = fabsf(v) * 0.70710678118654752f;
-    const float t = rcp_ftz(fmaf(0.3275911f, z, 1.0f));
-    const float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t -
-                      0.284496736f) * t + 0.254829592f) * t;
-    /* erf(|v| / sqrt 2) = 1 - p exp(-z^2) */
-    const float e = fmaf(-p, ex2_ftz(z * z * -1.44269504088896341f), 1.0f);
-    return fmaf(copysignf(e, v), h, h);
+    const float z = fminf(fmaxf(v * 0.70710678118654752f, -5.0f), 5.0f), z2 = z * z;
+    const float p = fmaf(fmaf(-0.0017864744f, z2, 0.10408119f), z2, 1.1281434f);
+    const float h = 0.5f * v;
+    return fmaf(tanh_approx(z * p), h, h);
 }
