@@ -256,7 +256,11 @@ template <int BN, int KC, int ST, int NC> constexpr size_t ff_smem()
  * read, which costs nothing: its warpgroup's next products wait for the
  * other's anyway.
  * Tried on an H200 at 32 x 1024 tokens (a layer, FF1 + GELU; cuBLAS and
- * the pass take 61 + 56 us): this form 115-119 us, 7 stages; an output
+ * the pass take 61 + 56 us): this form 115-119 us, 7 stages, and 106 us
+ * since GELU takes one MUFU op instead of two (embed-device.cuh: the
+ * MUFU pipe bounded the epilogue; then three consumers took 113 us
+ * against 116 under ncu and the same sentences/s: the tensor pipe is 52 %
+ * busy either way, fed from shared memory at the same rate); an output
  * tile each, 4 stages, 109-145 us from one machine to the next (too
  * shallow a ring to cover the loads' latency); the products alone with
  * no epilogue 68 us; GELU in epilogue warpgroups of their own, fed through
