@@ -80,11 +80,44 @@ static void gemm_task(void *arg, int task, int thread)
         atomic_store(&j->failed, rc);
 }
 
+/* A short-A GEMM (gemm-short.c) with its column blocks shared out. */
+typedef struct {
+    const elo_gemm *g;
+    int blocks, per;
+} short_job;
+
+static void short_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const short_job *j = arg;
+    int first = task * j->per;
+    elo__gemm_short_run(j->g, first, ELO_MIN(j->per, j->blocks - first));
+}
+
+static void short_gemm(const elo_gemm *g)
+{
+    elo_pool *pool = elo_pool_global();
+    int threads = pool ? elo_pool_size(pool) : 1;
+    short_job j = {.g = g, .blocks = elo__gemm_short_blocks(g)};
+    if (threads <= 1 || 2.0 * g->m * g->n * g->k < GEMM_PARALLEL_MIN_FLOPS) {
+        elo__gemm_short_run(g, 0, j.blocks);
+        return;
+    }
+    /* two tasks a thread: blocks of unequal cost even out */
+    int tasks = ELO_MIN(j.blocks, 2 * threads);
+    j.per = (j.blocks + tasks - 1) / tasks;
+    elo_pool_run(pool, short_task, &j, (j.blocks + j.per - 1) / j.per);
+}
+
 static int cpu_gemm(elo_backend *b, const elo_gemm *g)
 {
     (void)b;
     if (g->in_type != ELO_DTYPE_F32 || g->out_type != ELO_DTYPE_F32)
         return elo_seterr(ELO_UNSUPPORTED, "the CPU GEMM takes f32 only");
+    if (elo__gemm_short_ok(g)) {
+        short_gemm(g);
+        return ELO_OK;
+    }
     int rc = elo__blas_load();
     if (rc < 0)
         return rc;

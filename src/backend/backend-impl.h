@@ -28,4 +28,15 @@ int elo__blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* "OpenBLAS <config>; kernels <core>", or why it is unavailable. */
 void elo__blas_describe(char *out, size_t cap);
+
+/* gemm-short.c: f32 C = A B (+ C) for A of at most ELO_GEMM_SHORT_MAX_M
+ * rows, B read in place (no packing), on AVX-512 CPUs. _ok says whether g
+ * qualifies (f32, no transposes, alpha 1, beta 0 or 1, a single GEMM, the
+ * CPU has AVX-512F and $ELOHIM_SHORT_GEMM is not 0); the columns come in
+ * _blocks blocks, and _run computes blocks first .. first + count - 1 (for
+ * every row), so threads can share them. */
+#define ELO_GEMM_SHORT_MAX_M 64
+int elo__gemm_short_ok(const elo_gemm *g);
+int elo__gemm_short_blocks(const elo_gemm *g);
+void elo__gemm_short_run(const elo_gemm *g, int first, int count);
 #endif

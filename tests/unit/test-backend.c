@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "backend/backend-impl.h"
 #include "elohim/backend.h"
 #include "elohim/core.h"
 
@@ -125,6 +126,57 @@ static void test_cpu_gemm(void **state)
     assert_int_equal(elo_backend_gemm(be, &g), ELO_UNSUPPORTED);
 }
 
+/* The short-A kernel (gemm-short.c): every row tail (8, 4, 2, 1 rows),
+ * partial column blocks, k across its packing steps, beta 0 and 1, padded
+ * leading dimensions whose padding must stay untouched. */
+static void test_cpu_gemm_short(void **state)
+{
+    (void)state;
+    static const int ms[] = {1, 2, 3, 7, 8, 9, 15, 31, 32, 33, 64};
+    static const int ns[] = {1, 15, 17, 48, 49, 100, 384, 401, 1152};
+    static const int ks[] = {1, 3, 64, 65, 200, 384};
+    srand(11);
+    int used = 0;
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+                const int m = ms[mi], n = ns[ni], k = ks[ki], beta = (int)((mi + ni + ki) % 2);
+                const int lda = k + 3, ldb = n + 5, ldc = n + 7;
+                float *a = malloc(sizeof(float) * m * lda), *b = malloc(sizeof(float) * k * ldb);
+                float *c = malloc(sizeof(float) * m * ldc);
+                double *ref = malloc(sizeof(double) * m * n);
+                for (int i = 0; i < m * lda; i++) a[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+                for (int i = 0; i < k * ldb; i++) b[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+                for (int i = 0; i < m * ldc; i++)
+                    c[i] = i % ldc >= n ? 1234.5f : beta ? (float)(i % 7) : NAN;
+                elo_gemm g = {.m = m, .n = n, .k = k, .alpha = 1, .beta = (float)beta, .a = a,
+                              .lda = lda, .b = b, .ldb = ldb, .c = c, .ldc = ldc,
+                              .in_type = ELO_DTYPE_F32, .out_type = ELO_DTYPE_F32};
+                used += elo__gemm_short_ok(&g);
+                assert_int_equal(elo_backend_gemm(elo_backend_cpu(), &g), ELO_OK);
+                naive_gemm(0, 0, m, n, k, a, lda, b, ldb, ref);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        float v = c[i * ldc + j];
+                        if (j >= n) {
+                            assert_true(v == 1234.5f);
+                            continue;
+                        }
+                        double want = ref[i * n + j] + (beta ? (i * ldc + j) % 7 : 0);
+                        if (!(fabs(v - want) < 1e-5 * (1 + k)))
+                            fail_msg("m %d n %d k %d beta %d: C[%d][%d] = %g, want %g", m, n,
+                                     k, beta, i, j, v, want);
+                    }
+                free(a); free(b); free(c); free(ref);
+            }
+    /* on an AVX-512 CPU every shape above went through the kernel */
+    __builtin_cpu_init();
+    const char *off = getenv("ELOHIM_SHORT_GEMM");
+    if (__builtin_cpu_supports("avx512f") && !(off && !strcmp(off, "0")))
+        assert_int_equal(used, (int)(sizeof ms / sizeof *ms * sizeof ns / sizeof *ns *
+                                     sizeof ks / sizeof *ks));
+}
+
 static void test_cpu_probe(void **state)
 {
     (void)state;
@@ -140,7 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse), cmocka_unit_test(test_choose),
         cmocka_unit_test(test_cuda_absent_is_error), cmocka_unit_test(test_cpu_gemm),
-        cmocka_unit_test(test_cpu_probe),
+        cmocka_unit_test(test_cpu_gemm_short), cmocka_unit_test(test_cpu_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
