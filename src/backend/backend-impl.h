@@ -30,7 +30,8 @@ int elo__blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
 void elo__blas_describe(char *out, size_t cap);
 
 /* gemm-short.c: f32 C = A B (+ C) for A of at most ELO_GEMM_SHORT_MAX_M
- * rows, B read in place (no packing), on AVX-512 CPUs. _ok says whether g
+ * rows, on AVX-512 CPUs (B packed in small chunks as it streams in, not
+ * whole panels a call as OpenBLAS does). _ok says whether g
  * qualifies (f32, no transposes, alpha 1, beta 0 or 1, a single GEMM, the
  * CPU has AVX-512F and $ELOHIM_SHORT_GEMM is not 0); the columns come in
  * _blocks blocks, and _run computes blocks first .. first + count - 1 (for
