@@ -10,9 +10,17 @@
  * GFLOP/s), vdpbf16ps 1.2 G/s (77 GFLOP/s: half the f32 rate, so a bf16
  * GEMM cannot beat the f32 one here), vpdpbusd 5.2 G/s (670 GOP/s).
  */
-#include <immintrin.h>
 #include <stdio.h>
 #include <time.h>
+
+#if !defined(__x86_64__) || !(defined(__GNUC__) || defined(__clang__))
+int main(void)
+{
+    printf("x86-64 (GCC or Clang) only\n");
+    return 0;
+}
+#else
+#include <immintrin.h>
 
 #define ITERS 50000000L
 #define CHAINS 12 /* independent accumulators: latency 4-5 x 2 ports */
@@ -98,3 +106,4 @@ int main(void)
         printf("vpdpbusd     (no AVX512-VNNI)\n");
     return s == 12345.0f; /* keeps the results live */
 }
+#endif

@@ -20,7 +20,6 @@
  * (elo__gemm_short_ok): other CPUs keep OpenBLAS. */
 #include "backend-impl.h"
 
-#include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define ELO_SHORT_GEMM 1
+#include <immintrin.h>
 #endif
 
 #ifdef ELO_SHORT_GEMM

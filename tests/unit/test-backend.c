@@ -170,11 +170,15 @@ static void test_cpu_gemm_short(void **state)
                 free(a); free(b); free(c); free(ref);
             }
     /* on an AVX-512 CPU every shape above went through the kernel */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     const char *off = getenv("ELOHIM_SHORT_GEMM");
     if (__builtin_cpu_supports("avx512f") && !(off && !strcmp(off, "0")))
         assert_int_equal(used, (int)(sizeof ms / sizeof *ms * sizeof ns / sizeof *ns *
                                      sizeof ks / sizeof *ks));
+#else
+    assert_int_equal(used, 0);
+#endif
 }
 
 static void test_cpu_probe(void **state)
