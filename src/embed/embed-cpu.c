@@ -209,17 +209,15 @@ typedef struct {
 #define QB 4
 #define KB 16
 #define PAD16(n) (((n) + KB - 1) / KB * KB)
-/* The score and output sums as fused multiply-adds, written out (the
- * build has -ffp-contract=off): one instruction instead of two, one
- * rounding instead of two, and the same result in every clone (the
- * "default" clone, for CPUs without FMA, gets libm's exact fmaf). 128 x 32
- * on the 2-core VM: 640-677 -> 597-628 ms. */
-#define ATT_FMA(a, b, c) fmaf(a, b, c)
 #define ATTN_SCRATCH(len, d) ((size_t)PAD16(len) * ((d) + QB) + QB * (size_t)(d))
 
 /* One (sequence, head): softmax(q k^T / sqrt(d)) v for every query row. K
  * is first transposed to [d][len, padded to 16 with zeros] so scores for
- * 16 keys at a time are 16-lane vectors. */
+ * 16 keys at a time are 16-lane vectors. The score and output sums are
+ * fmaf, written out (the build has -ffp-contract=off): one instruction and
+ * one rounding instead of two, the same result in every clone (the
+ * "default" one, for CPUs without FMA, gets libm's exact fmaf); 128 x 32
+ * on the 2-core VM: 640-677 -> 597-628 ms. */
 SIMD_CLONES
 static void attn_task(void *arg, int task, int thread)
 {
@@ -255,10 +253,10 @@ static void attn_task(void *arg, int task, int thread)
                       q3 = q[3][c] * scale;
                 for (int k = 0; k < KB; k++) {
                     float kv = kc[k];
-                    a0[k] = ATT_FMA(q0, kv, a0[k]);
-                    a1[k] = ATT_FMA(q1, kv, a1[k]);
-                    a2[k] = ATT_FMA(q2, kv, a2[k]);
-                    a3[k] = ATT_FMA(q3, kv, a3[k]);
+                    a0[k] = fmaf(q0, kv, a0[k]);
+                    a1[k] = fmaf(q1, kv, a1[k]);
+                    a2[k] = fmaf(q2, kv, a2[k]);
+                    a3[k] = fmaf(q3, kv, a3[k]);
                 }
             }
             memcpy(s0 + t0, a0, sizeof a0);
@@ -306,10 +304,10 @@ static void attn_task(void *arg, int task, int thread)
                     float p0 = s0[t], p1 = s1[t], p2 = s2[t], p3 = s3[t];
                     for (int k = 0; k < KB; k++) {
                         float vk = v[k];
-                        o0[k] = ATT_FMA(p0, vk, o0[k]);
-                        o1[k] = ATT_FMA(p1, vk, o1[k]);
-                        o2[k] = ATT_FMA(p2, vk, o2[k]);
-                        o3[k] = ATT_FMA(p3, vk, o3[k]);
+                        o0[k] = fmaf(p0, vk, o0[k]);
+                        o1[k] = fmaf(p1, vk, o1[k]);
+                        o2[k] = fmaf(p2, vk, o2[k]);
+                        o3[k] = fmaf(p3, vk, o3[k]);
                     }
                 }
                 memcpy(acc + c0, o0, sizeof o0);

@@ -1168,6 +1168,21 @@ static int dev_alloc(cuda_embed *c, size_t bytes, void **out)
     return ELO_OK;
 }
 
+/* Ends work through a device scratch buffer: waits for the stream (when
+ * `e` is still a success), frees `tmp`, and turns a failure into an error
+ * saying `what` was being done. */
+static int scratch_done(cuda_embed *c, void *tmp, cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->stream);
+    cudaFree(tmp);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return elo_seterr(ELO_DEVICE, "%s: %s", what, cudaGetErrorString(e));
+    }
+    return ELO_OK;
+}
+
 /* Uploads n floats; with `as_ct` the device copy is converted to the GEMM
  * input type (through a temporary f32 buffer). */
 static int upload(cuda_embed *c, const float *host, size_t n, int as_ct, void **out)
@@ -1196,14 +1211,7 @@ static int upload(cuda_embed *c, const float *host, size_t n, int as_ct, void **
                 tmp, (__nv_bfloat16 *)*out, n);
         e = cudaGetLastError();
     }
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize(c->stream);
-    cudaFree(tmp);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        return elo_seterr(ELO_DEVICE, "uploading weights: %s", cudaGetErrorString(e));
-    }
-    return ELO_OK;
+    return scratch_done(c, tmp, e, "uploading weights");
 }
 
 extern "C" void elo__embed_cuda_free(void *ctx)
@@ -1307,13 +1315,8 @@ static int create(cuda_embed *c, const elo_embed_model *m)
             d->ff1_wt = d->ff1_w;
             d->ff1_w = nullptr;
         }
-        if (e == cudaSuccess)
-            e = cudaStreamSynchronize(c->stream);
-        cudaFree(tmp);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            return elo_seterr(ELO_DEVICE, "transposing W1: %s", cudaGetErrorString(e));
-        }
+        if ((rc = scratch_done(c, tmp, e, "transposing W1")) < 0)
+            return rc;
     }
     size_t T = (size_t)c->max_tokens, Lm = (size_t)c->max_len;
     int half = c->prec != ELO_DTYPE_F32;
